@@ -1,0 +1,12 @@
+"""rl_repr.losses: pure, typed, jit- and vmap-safe losses.
+
+Each private module groups one kind of loss and lists its public names in
+``__all__``; this namespace re-exports all of them::
+
+    from rl_repr import losses
+    loss = losses.nt_xent(z1, z2, temperature=0.5)
+"""
+from rl_repr.losses.contrastive import *  # noqa: F401,F403
+from rl_repr.losses.metric import *  # noqa: F401,F403
+from rl_repr.losses.word2vec import *  # noqa: F401,F403
+from rl_repr.losses.classification import *  # noqa: F401,F403
