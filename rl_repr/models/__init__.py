@@ -1,0 +1,13 @@
+"""rl_repr.models: ResNet encoders and projection heads (Flax Linen).
+
+    from rl_repr import models
+    encoder = models.ResNet(depth=50, width_multiplier=2.0)   # h: [N, 4096]
+    head = models.ProjectionHead(num_layers=3, output_dim=128)  # SimCLR v2
+    h = encoder.apply(variables, images, train=False)
+"""
+from rl_repr.models.heads import *  # noqa: F401,F403
+from rl_repr.models.norm_choice import *  # noqa: F401,F403
+from rl_repr.models.resnet import *  # noqa: F401,F403
+from rl_repr.models import heads as _heads, norm_choice as _norm_choice, resnet as _resnet
+
+__all__ = [*_resnet.__all__, *_heads.__all__, *_norm_choice.__all__]

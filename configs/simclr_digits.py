@@ -1,0 +1,39 @@
+"""SimCLR on scikit-learn's bundled digits: the offline demo (`make demo`).
+
+    python -m rl_repr.main --config=configs/simclr_digits.py --workdir=/tmp/simclr_digits
+    python -m rl_repr.main --config=configs/simclr_digits.py:runlocal ...   # a 1-minute smoke run
+
+8x8 grey-level images: small-image stem, no flip (digits are not mirror-symmetric), no
+hue/saturation (one channel), small rotations/shifts and cutout instead of heavy crops.
+"""
+from rl_repr.train.simclr_config import simclr_defaults
+
+
+def get_config(arg: str | None = None):
+    c = simclr_defaults()
+    c.dataset = "digits"
+    c.model.update(depth=18, width_multiplier=0.5, small_image_stem=True)
+    c.head.update(num_layers=2, output_dim=64)
+    c.temperature = 0.2
+    c.batch_size = 256
+    c.epochs = 100.0
+    c.warmup_epochs = 5.0
+    c.optimizer = "lars"
+    c.base_lr = 0.3
+    c.lr_scaling = "sqrt"
+    c.weight_decay = 1e-5
+    c.augment.update(crop_area=(0.6, 1.0), crop_aspect=(0.8, 1.25), flip=False,
+                     color_jitter_strength=0.5, grayscale_prob=0.0, blur_prob=0.0,
+                     rotate_degrees=12.0, translate_fraction=0.1, cutout_prob=0.3,
+                     cutout_fraction=0.3)
+    c.checkpoint_every_steps = 200
+    c.eval_every_steps = 200
+    if arg == "runlocal":
+        c.epochs = 3.0
+        c.warmup_epochs = 1.0
+        c.model.width_multiplier = 0.125
+        c.eval_every_steps = 0
+        c.baselines = False
+    elif arg:
+        raise ValueError(f"configs/simclr_digits.py takes no argument or 'runlocal', not {arg!r}.")
+    return c

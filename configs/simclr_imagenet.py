@@ -1,0 +1,50 @@
+"""SimCLR's ImageNet recipe (Chen et al. 2020): ResNet-50, batch 4096, 64.5% at 100 epochs.
+
+LARS with LR 0.3 x B/256 (``lr_scaling='linear'``) or 0.075 x sqrt(B) (``:sqrt``, better at
+small batches), weight decay 1e-6, temperature 0.1, Gaussian blur, 10 warmup epochs, cosine.
+
+    python -m rl_repr.main --config=configs/simclr_imagenet.py --workdir=... --config.data_dir=gs://...
+    python -m rl_repr.main --config=configs/simclr_imagenet.py:sqrt,epochs=800 ...
+    python -m rl_repr.main --config=configs/simclr_imagenet.py:runlocal ...   # CPU smoke run
+"""
+from rl_repr.train.simclr_config import simclr_defaults
+
+
+def get_config(arg: str | None = None):
+    c = simclr_defaults()
+    c.dataset = "imagenet2012"
+    c.image_size = 224
+    c.model.update(depth=50, width_multiplier=1.0, small_image_stem=False)
+    c.head.update(num_layers=2, output_dim=128)
+    c.temperature = 0.1
+    c.batch_size = 4096
+    c.epochs = 100.0
+    c.warmup_epochs = 10.0
+    c.base_lr = 0.3
+    c.lr_scaling = "linear"
+    c.weight_decay = 1e-6
+    c.compute_dtype = "bfloat16"
+    c.checkpoint_every_steps = 2000
+    c.eval_every_steps = 0
+    c.baselines = False
+    for part in (arg or "").split(","):
+        if not part:
+            continue
+        if part == "sqrt":
+            c.lr_scaling, c.base_lr = "sqrt", 0.075
+        elif part.startswith("epochs="):
+            c.epochs = float(part.split("=", 1)[1])
+        elif part == "runlocal":
+            c.dataset = "synthetic"
+            c.synthetic_examples = 32
+            c.synthetic_shape = (32, 32, 3)
+            c.image_size = 0
+            c.model.width_multiplier = 0.0625
+            c.batch_size = 16
+            c.epochs = 1.0
+            c.warmup_epochs = 0.5
+            c.compute_dtype = "float32"
+        else:
+            raise ValueError(f"configs/simclr_imagenet.py: unknown launch argument {part!r}; "
+                             "use any of 'sqrt', 'epochs=N', 'runlocal', separated by commas.")
+    return c

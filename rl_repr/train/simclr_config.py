@@ -1,0 +1,104 @@
+"""SimCLR's config: every key, its default, and the rule it must satisfy.
+
+Recipes in ``configs/`` start from ``simclr_defaults()`` and override what differs; the
+trainer calls ``validate_simclr_config`` before anything compiles, so a bad value stops
+the run with one sentence that names the key.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from rl_repr import config_utils as cu
+
+OPTIMIZERS = ("lars", "sgd", "adamw")
+LR_SCALINGS = ("linear", "sqrt", "none")
+NORMS = ("batch", "group", "layer", "instance")
+DTYPES = ("float32", "bfloat16")
+DRIVERS = ("jit", "shard_map", "pmap")
+DEPTHS = (18, 34, 50, 101, 152)
+
+
+def simclr_defaults() -> ml_collections.ConfigDict:
+    """SimCLR v1 on ImageNet-style data (Chen et al. 2020); recipes override these."""
+    c = ml_collections.ConfigDict()
+    c.method = "simclr"
+    c.seed = 0
+    # ---- data
+    c.dataset = "digits"          # 'digits', 'synthetic', or a tfds name such as 'cifar10'
+    c.data_dir = ""               # tfds data dir ('' = tfds default); nothing is downloaded
+    c.image_size = 0              # 0 = the dataset's own size; else resize (tfds streams)
+    c.synthetic_examples = 256    # 'synthetic': generated images (tests, smoke runs)
+    c.synthetic_shape = (32, 32, 3)
+    # ---- encoder and head
+    c.model = ml_collections.ConfigDict(dict(
+        depth=50, width_multiplier=1.0, small_image_stem=False, norm="batch", residual=True,
+        zero_init_last_norm=False, num_groups=32))
+    c.head = ml_collections.ConfigDict(dict(num_layers=2, hidden_dim=0, output_dim=128))
+    # ---- loss
+    c.temperature = 0.1
+    c.loss_chunk_size = 0         # >0: chunked NT-Xent, never materialising [2N, 2N]
+    # ---- optimisation
+    c.batch_size = 4096
+    c.epochs = 100.0
+    c.warmup_epochs = 10.0
+    c.optimizer = "lars"
+    c.base_lr = 0.3
+    c.lr_scaling = "linear"       # 'linear': base*B/256, 'sqrt': base*sqrt(B)
+    c.weight_decay = 1e-6
+    c.momentum = 0.9
+    # ---- augmentation (fields of rl_repr.data.augment.AugmentConfig)
+    c.augment = ml_collections.ConfigDict(dict(
+        crop=True, crop_area=(0.08, 1.0), crop_aspect=(3 / 4, 4 / 3), flip=True,
+        color_jitter_strength=1.0, color_jitter_prob=0.8, grayscale_prob=0.2,
+        blur_prob=0.5, blur_sigma=(0.1, 2.0), rotate_degrees=0.0, translate_fraction=0.0,
+        cutout_prob=0.0, cutout_fraction=0.25))
+    # ---- systems
+    c.parallel = "jit"            # 'jit' | 'shard_map' | 'pmap'
+    c.num_devices = 0             # 0 = every device
+    c.compute_dtype = "float32"   # 'bfloat16': bf16 compute, float32 params
+    c.global_bn = True            # per-device drivers: batch statistics over the global batch
+    c.distributed = ml_collections.ConfigDict(dict(
+        coordinator_address="", num_processes=1, process_id=0))
+    # ---- bookkeeping
+    c.checkpoint_every_steps = 500
+    c.log_every_steps = 10
+    c.eval_every_steps = 0        # kNN monitor cadence (0 = only at the end)
+    c.knn_k = 20
+    c.evaluate_head = False       # also linear-probe g(h) (projection-head ablation)
+    c.baselines = True            # raw pixels and random-init encoder, same protocol
+    c.finetune_fractions = ()     # e.g. (0.01, 0.1): semi-supervised protocol of Table 7
+    c.finetune_steps = 500
+    c.eval_batch_size = 512
+    return c
+
+
+def simclr_rules() -> list[cu.Rule]:
+    """Every rule a SimCLR config must satisfy (the optimizer's own rules are checked when
+    it is built from the derived step counts)."""
+    return [
+        cu.one_of("method", ("simclr",)),
+        cu.one_of("optimizer", OPTIMIZERS), cu.one_of("lr_scaling", LR_SCALINGS),
+        cu.one_of("model.norm", NORMS), cu.one_of("model.depth", DEPTHS),
+        cu.one_of("compute_dtype", DTYPES), cu.one_of("parallel", DRIVERS),
+        cu.positive_int("batch_size"), cu.positive("epochs"), cu.non_negative("warmup_epochs"),
+        cu.Rule("warmup_epochs", lambda w, c: w <= c.epochs, "at most config.epochs"),
+        cu.positive("temperature"), cu.positive("base_lr"), cu.non_negative("weight_decay"),
+        cu.in_interval("momentum", 0.0, 1.0, high_inclusive=False),
+        cu.positive("model.width_multiplier"), cu.positive_int("model.num_groups"),
+        cu.non_negative_int("head.num_layers"), cu.non_negative_int("head.hidden_dim"),
+        cu.positive_int("head.output_dim"),
+        cu.non_negative_int("loss_chunk_size"),
+        cu.Rule("loss_chunk_size", lambda k, c: k == 0 or c.batch_size % k == 0,
+                "0 (dense) or a divisor of config.batch_size"),
+        cu.non_negative_int("num_devices"), cu.positive_int("checkpoint_every_steps"),
+        cu.positive_int("log_every_steps"), cu.non_negative_int("eval_every_steps"),
+        cu.positive_int("knn_k"), cu.positive_int("eval_batch_size"),
+        cu.positive_int("synthetic_examples"),
+        cu.Rule("finetune_fractions", lambda f, c: all(0 < x <= 1 for x in f),
+                "a tuple of fractions in (0, 1], e.g. (0.01, 0.1)"),
+    ]
+
+
+def validate_simclr_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ``ConfigError`` with one sentence naming the first bad key, its value and the fix."""
+    cu.validate_config(config, simclr_rules())
