@@ -155,7 +155,7 @@ def _ratio(numerator, denominator):
 
 
 def _summarise(n: int, cases: dict) -> dict:
-    """One row per N: the three cases and optax's time/memory over ours."""
+    """One row per N: the cases run and optax's time/memory over ours."""
     row = {"n": n, "views": 2 * n, **cases}
     optax = cases.get("optax", {})
     for ours in ("dense", "chunked"):
@@ -187,10 +187,15 @@ def main(argv=None) -> None:
     parser.add_argument("--time-budget", type=float, default=30.0,
                         help="stop repeating a case once its runs took this many seconds")
     parser.add_argument("--memory-limit-gib", type=float, default=16.0)
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--note", default="", help="free text stored in the JSON")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: 'method:N'
     args = parser.parse_args(argv)
+    unknown = set(args.methods.split(",")) - set(METHODS)
+    if unknown:
+        parser.error(f"--methods has unknown {sorted(unknown)}; choose from {', '.join(METHODS)}")
 
     if args.case:
         method, n = args.case.split(":")
@@ -203,7 +208,7 @@ def main(argv=None) -> None:
     rows, n = [], args.min_n
     while n <= args.max_n:
         cases = {}
-        for method in METHODS:
+        for method in args.methods.split(","):
             cases[method] = _run_in_subprocess(method, n, args)
             print(json.dumps(cases[method]), file=sys.stderr, flush=True)
         rows.append(_summarise(n, cases))

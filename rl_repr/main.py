@@ -8,9 +8,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from rl_repr import config_utils
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a recipe in configs/ (with :arg).",
                                           lock_config=True)
@@ -36,10 +39,14 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if _WORKDIR.value is None:
         raise app.UsageError("Pass --workdir=DIR: checkpoints, metrics and results.json go there.")
-    results = run(_CONFIG.value, os.path.expanduser(_WORKDIR.value))
+    try:
+        results = run(_CONFIG.value, os.path.expanduser(_WORKDIR.value))
+    except config_utils.ConfigError as error:  # one sentence per bad key, no traceback
+        print(f"Invalid config: {error}", file=sys.stderr)
+        sys.exit(1)
     print(json.dumps(results, indent=2, sort_keys=True, default=str))
 
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    app.run(main, flags_parser=config_utils.parse_flags_reporting_config_errors)

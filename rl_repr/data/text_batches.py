@@ -65,13 +65,42 @@ def noise_distribution(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
     return weights / weights.sum()
 
 
-def sample_noise(rng: np.random.Generator, noise_cdf: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Draws int32 word ids of ``shape`` from the distribution with cumulative sums ``noise_cdf``.
+@dataclasses.dataclass(frozen=True)
+class AliasTable:
+    """Walker's alias table for O(1) exact sampling from a discrete distribution.
 
-    Inverse-CDF sampling: one uniform number and one binary search per draw.
+    Draw: pick a column ``i`` uniformly, keep it with probability ``accept[i]``, else
+    take ``alias[i]`` (Vose 1991). Exact, unlike word2vec.c's fixed-size unigram table,
+    and several times faster than a binary search over cumulative sums.
     """
-    draws = np.searchsorted(noise_cdf, rng.random(shape) * noise_cdf[-1], side="right")
-    return np.minimum(draws, len(noise_cdf) - 1).astype(np.int32)
+
+    accept: np.ndarray  # float64 [V]
+    alias: np.ndarray   # int32 [V]
+
+    @classmethod
+    def build(cls, probs: np.ndarray) -> "AliasTable":
+        probs = np.asarray(probs, dtype=np.float64)
+        if probs.ndim != 1 or np.any(probs < 0) or not np.isclose(probs.sum(), 1.0):
+            raise ValueError("AliasTable.build needs a 1-D probability vector that sums to 1.")
+        size = len(probs)
+        scaled = probs * size
+        accept = np.ones(size)
+        alias = np.arange(size, dtype=np.int32)
+        small = [i for i in range(size) if scaled[i] < 1.0]
+        large = [i for i in range(size) if scaled[i] >= 1.0]
+        while small and large:  # once per word, when the table is built (not per draw)
+            few, many = small.pop(), large[-1]
+            accept[few], alias[few] = scaled[few], many
+            scaled[many] -= 1.0 - scaled[few]
+            if scaled[many] < 1.0:
+                small.append(large.pop())
+        return cls(accept=accept, alias=alias)
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """int32 ids of ``shape``."""
+        column = rng.integers(0, len(self.accept), size=shape)
+        keep = rng.random(shape) < self.accept[column]
+        return np.where(keep, column, self.alias[column]).astype(np.int32)
 
 
 def dynamic_windows(rng: np.random.Generator, size: int, window: int) -> np.ndarray:
@@ -129,7 +158,7 @@ def steps_in_epoch(num_positions: int, positions_per_step: int) -> int:
 
 
 def skipgram_batch(stream: EpochStream, start: int, *, rows: int, positions_per_row: int,
-                   window: int, noise_cdf: np.ndarray, negatives_shape: tuple[int, ...],
+                   window: int, noise: AliasTable, negatives_shape: tuple[int, ...],
                    rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The batch of ``rows * positions_per_row`` kept positions starting at ``start``.
 
@@ -142,7 +171,7 @@ def skipgram_batch(stream: EpochStream, start: int, *, rows: int, positions_per_
       rows: ``R``, rows of the batch (split across devices).
       positions_per_row: ``T``, centres per row.
       window: the maximal window ``W``.
-      noise_cdf: cumulative sums of the noise distribution, ``[V]``.
+      noise: the noise distribution's alias table.
       negatives_shape: noise ids per row, e.g. ``(S,)`` for ``S`` negatives shared by the
         row, ``(2W, T, K)`` for ``K`` of its own per (offset, centre) pair, ``(0,)`` for none.
       rng: draws the negatives.
@@ -164,7 +193,7 @@ def skipgram_batch(stream: EpochStream, start: int, *, rows: int, positions_per_
         "tokens": tokens,
         "sentences": sentences,
         "windows": windows,
-        "negatives": sample_noise(rng, noise_cdf, (rows, *negatives_shape)),
+        "negatives": noise.sample(rng, (rows, *negatives_shape)),
     }
 
 
@@ -205,3 +234,69 @@ def context_mask(sentences, windows, window: int):
     centre_sentence = sentences[window:window + length]
     same_sentence = windowed(sentences, window) == centre_sentence[None, :]
     return same_sentence & (offsets[:, None] <= windows[None, :])
+
+
+# ------------------------------------------------------------------------- a whole run
+class SkipGramBatches:
+    """Every batch of a training run, as a pure function of the step number.
+
+    A step is ``updates`` SGD updates of ``rows`` rows of ``positions_per_row`` targets:
+    arrays are ``[rows, updates, ...]`` (rows first, so the drivers split them over
+    devices), and update ``m`` of row ``r`` holds the kept positions starting at
+    ``epoch_start + (step_in_epoch * updates + m) * rows * T + r * T``. Each epoch ends
+    with a partly padded step, so steps never straddle epochs. Resuming at step ``s``
+    rebuilds exactly the batches an uninterrupted run saw (subsampling, windows and noise
+    are seeded by ``(seed, epoch[, step])``).
+
+    Args:
+      corpus: the encoded corpus.
+      keep_prob: ``[V]`` subsampling keep probabilities (:func:`keep_probabilities`).
+      noise_probs: ``[V]`` negative-sampling distribution (:func:`noise_distribution`).
+      negatives_shape: noise ids per row and update (see :func:`skipgram_batch`).
+    """
+
+    def __init__(self, corpus: EncodedCorpus, *, keep_prob: np.ndarray, noise_probs: np.ndarray,
+                 window: int, seed: int, epochs: int, rows: int, positions_per_row: int,
+                 updates: int, negatives_shape: tuple[int, ...]):
+        self.corpus, self.keep_prob, self.window, self.seed = corpus, keep_prob, window, seed
+        self.rows, self.positions_per_row, self.updates = rows, positions_per_row, updates
+        self.negatives_shape = negatives_shape
+        self.noise = AliasTable.build(noise_probs)
+        self.positions_per_step = rows * positions_per_row * updates
+        # Kept positions per epoch (the same draws epoch_stream makes) fix the step count.
+        kept = [int(np.count_nonzero(epoch_rng(seed, e, 0).random(corpus.num_words) < keep_prob[corpus.ids]))
+                for e in range(epochs)]
+        self.kept_per_epoch = kept
+        self.steps_per_epoch = [steps_in_epoch(k, self.positions_per_step) for k in kept]
+        self.first_step = np.concatenate([[0], np.cumsum(self.steps_per_epoch)])
+        self._stream: tuple[int, EpochStream] | None = None
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.first_step[-1])
+
+    def locate(self, step: int) -> tuple[int, int]:
+        """``(epoch, step_in_epoch)`` of a global step."""
+        if not 0 <= step < self.total_steps:
+            raise ValueError(f"step {step} is outside the run's {self.total_steps} steps.")
+        epoch = int(np.searchsorted(self.first_step, step, side="right")) - 1
+        return epoch, step - int(self.first_step[epoch])
+
+    def stream(self, epoch: int) -> EpochStream:
+        """The epoch's kept positions (the latest one is cached)."""
+        if self._stream is None or self._stream[0] != epoch:
+            self._stream = (epoch, epoch_stream(self.corpus, self.keep_prob, window=self.window,
+                                                seed=self.seed, epoch=epoch))
+        return self._stream[1]
+
+    def __call__(self, step: int) -> dict[str, np.ndarray]:
+        """The global batch of ``step``: each array ``[rows, updates, ...]``."""
+        epoch, step_in_epoch = self.locate(step)
+        batch = skipgram_batch(
+            self.stream(epoch), step_in_epoch * self.positions_per_step,
+            rows=self.updates * self.rows, positions_per_row=self.positions_per_row,
+            window=self.window, noise=self.noise, negatives_shape=self.negatives_shape,
+            rng=np.random.default_rng([self.seed, epoch, 2, step_in_epoch]))
+        # [updates * rows, ...] in stream order -> [rows, updates, ...]
+        return {name: np.swapaxes(array.reshape(self.updates, self.rows, *array.shape[1:]), 0, 1)
+                for name, array in batch.items()}

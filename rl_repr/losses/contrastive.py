@@ -17,7 +17,8 @@ order, equal the single-device gradients on the concatenated batch.
   inside the mapped function and with ``jax.grad`` of a mapped function that
   returns the scalar with ``out_specs=P()``. Gradients of replicated
   parameters (``in_specs=P()``) come out already summed over devices by JAX,
-  i.e. they are the global gradient.
+  i.e. they are the global gradient (a ``pmean`` of them is a no-op there; a
+  ``psum`` would multiply them by the number of devices).
 * ``jax.pmap`` and ``shard_map(check_vma=False)``: take the gradient inside
   the mapped function. Each device's gradient of *replicated parameters* is
   then that device's share of the global gradient, so combine them with
@@ -27,6 +28,7 @@ order, equal the single-device gradients on the concatenated batch.
 from __future__ import annotations
 
 import functools
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -84,7 +86,7 @@ def _check_embeddings(name: str, x: Array) -> None:
 
 
 def _check_temperature(temperature: float | Array) -> None:
-    if isinstance(temperature, (int, float)) and temperature <= 0:
+    if isinstance(temperature, numbers.Real) and temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}; "
                          "SimCLR uses 0.1-0.5, MoCo 0.07-0.2.")
 

@@ -31,7 +31,7 @@ from rl_repr import checkpoint, config_utils, evaluate, losses, optim, parallel
 from rl_repr.data import augment as augment_lib
 from rl_repr.models import ProjectionHead, ResNet
 from rl_repr.train import image_data, results_io
-from rl_repr.train.drivers import Driver, local_copy, sum_gradients
+from rl_repr.train.drivers import Driver, local_copy, sum_gradients  # noqa: F401 (local_copy re-exported)
 from rl_repr.train.loop import LoopConfig, train_loop
 from rl_repr.train.metrics import MetricsWriter
 from rl_repr.train.simclr_config import validate_simclr_config

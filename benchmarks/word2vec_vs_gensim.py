@@ -1,0 +1,153 @@
+"""rl_repr word2vec next to gensim skip-gram: same corpus, settings, epochs and machine.
+
+    python benchmarks/word2vec_vs_gensim.py --output benchmarks/results/word2vec_vs_gensim-cpu.json
+    nice -n 10 python benchmarks/word2vec_vs_gensim.py --repeats 3 ...    # on a shared machine
+
+Corpus: gensim's Wikipedia excerpt (106 articles, 452,944 tokens), cut into pieces of
+10,000 tokens (gensim's sentence limit) and fed identically to both. Settings: gensim's
+``Word2Vec(sg=1)`` defaults -- dim 100, window 5, 5 negatives, sample 1e-3, min_count 5,
+alpha 0.025 -> 0.0001 -- and the same epochs and worker count: gensim gets ``--workers``
+threads, rl_repr one JAX device per worker (on CPU, ``--workers`` fake devices, one per
+core, set before JAX starts; on a GPU the default backend's devices, unchanged).
+
+Throughput is gensim's "raw words": every corpus token (out-of-vocabulary ones included)
+times epochs, divided by the training time -- vocabulary building excluded for both,
+rl_repr's compilation included. Quality: Spearman on WordSim-353 and SimLex-999 and
+Google-analogy accuracy, computed for both models by ``rl_repr.evaluate_words`` (gensim's
+protocol). gensim is optional: without it only rl_repr is reported. Prints JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="gensim threads and rl_repr CPU devices (default: every core)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each; medians are reported")
+    parser.add_argument("--skip-gensim", action="store_true")
+    parser.add_argument("--cache-dir", default="", help="where the extracted excerpt is cached")
+    parser.add_argument("--output", default="", help="also write the JSON here")
+    return parser.parse_args()
+
+
+ARGS = _parse() if __name__ == "__main__" else None
+if ARGS is not None and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    # Only the CPU platform reads this; on a GPU the default backend is unaffected.
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + f" --xla_force_host_platform_device_count={ARGS.workers}").strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import importlib.util  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rl_repr import evaluate_words  # noqa: E402
+from rl_repr.data import text_vocab  # noqa: E402
+from rl_repr.train import word2vec  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUALITY = ("wordsim353_spearman", "simlex999_spearman", "analogy_accuracy")
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("word2vec_wiki", os.path.join(ROOT, "configs", "word2vec_wiki.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def run_rl_repr(epochs: int, cache_dir: str, seed: int) -> dict:
+    """One training run of the ``configs/word2vec_wiki.py`` recipe; timings from the trainer."""
+    config = _recipe()
+    config.epochs, config.seed, config.data.cache_dir = epochs, seed, cache_dir
+    config.export.update(word2vec_text=False, word2vec_binary=False, projector=False)
+    config.log_every_steps = 10_000
+    config.checkpoint_every_steps = 1_000_000
+    with tempfile.TemporaryDirectory() as workdir:
+        results = word2vec.train_and_evaluate(config, workdir)
+    keep = ("train_seconds", "raw_words_per_second", "vocabulary_size", "devices", "backend") + QUALITY
+    return {key: results[key] for key in keep} | {"settings": {
+        key: config[key] for key in ("positions_per_row", "updates_per_step", "negative_sharing",
+                                     "loss_impl", "parallel")}}
+
+
+def run_gensim(pieces: list[list[str]], raw_words: int, epochs: int, workers: int, seed: int) -> dict:
+    """gensim ``Word2Vec(sg=1)`` with its defaults, timed around ``train`` only."""
+    from gensim.models import Word2Vec  # noqa: PLC0415 (optional)
+
+    model = Word2Vec(vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, alpha=0.025,
+                     min_alpha=0.0001, sg=1, hs=0, workers=workers, epochs=epochs, seed=seed)
+    model.build_vocab(pieces)
+    start = time.perf_counter()
+    model.train(pieces, total_examples=model.corpus_count, epochs=epochs)
+    seconds = time.perf_counter() - start
+    words = list(model.wv.index_to_key)
+    quality = evaluate_words.evaluate_word_vectors(np.asarray(model.wv.vectors), words)
+    return {"train_seconds": seconds, "raw_words_per_second": raw_words * epochs / seconds,
+            "vocabulary_size": len(words), **{key: quality[key] for key in QUALITY}}
+
+
+def _median(runs: list[dict]) -> dict:
+    summary = {key: statistics.median(run[key] for run in runs)
+               for key in runs[0] if isinstance(runs[0][key], (int, float))}
+    return summary | {key: value for key, value in runs[0].items() if key not in summary}
+
+
+def main(args: argparse.Namespace) -> dict:
+    cache_dir = args.cache_dir or None
+    sentences = text_vocab.corpus_sentences("wiki_excerpt", cache_dir=cache_dir)
+    limit = text_vocab.GENSIM_MAX_SENTENCE_LENGTH
+    pieces = [s[i:i + limit] for s in sentences for i in range(0, len(s), limit)]
+    raw_words = sum(len(p) for p in pieces)
+    try:
+        import gensim  # noqa: F401, PLC0415
+        have_gensim = not args.skip_gensim
+    except ImportError:
+        have_gensim = False
+    ours, theirs = [], []
+    for repeat in range(args.repeats):  # alternate, so both see the same machine load
+        ours.append(run_rl_repr(args.epochs, args.cache_dir, seed=repeat))
+        if have_gensim:
+            theirs.append(run_gensim(pieces, raw_words, args.epochs, args.workers, seed=repeat))
+    report = {
+        "corpus": {"name": "gensim enwiki excerpt", "raw_words": raw_words, "pieces": len(pieces),
+                   "vocabulary_size": ours[0]["vocabulary_size"]},
+        "settings": {"dim": 100, "window": 5, "negative": 5, "sample": 1e-3, "min_count": 5,
+                     "alpha": 0.025, "min_alpha": 0.0001, "epochs": args.epochs, "workers": args.workers,
+                     "repeats": args.repeats},
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                    "jax_backend": jax.default_backend(), "jax_devices": jax.device_count(),
+                    "device_kind": jax.devices()[0].device_kind, "niceness": os.nice(0),
+                    "load_average_at_end": os.getloadavg()},
+        "rl_repr": _median(ours) | {"runs": ours},
+    }
+    if theirs:
+        report["gensim"] = _median(theirs) | {"runs": theirs}
+        report["ratios"] = {
+            "words_per_second_rl_repr_over_gensim":
+                report["rl_repr"]["raw_words_per_second"] / report["gensim"]["raw_words_per_second"],
+            **{f"{key}_rl_repr_minus_gensim": report["rl_repr"][key] - report["gensim"][key] for key in QUALITY}}
+    else:
+        report["gensim"] = "not installed (or --skip-gensim): rl_repr only"
+    return report
+
+
+if __name__ == "__main__":
+    result = main(ARGS)
+    text = json.dumps(result, indent=2, sort_keys=True)
+    print(text)
+    if ARGS.output:
+        with open(ARGS.output, "w") as f:
+            f.write(text + "\n")
+    sys.exit(0)

@@ -1,0 +1,26 @@
+"""word2vec skip-gram on gensim's Wikipedia excerpt (about 453k tokens), gensim's settings.
+
+    python -m rl_repr.main --config=configs/word2vec_wiki.py --workdir=/tmp/w2v_wiki
+    python -m rl_repr.main --config=configs/word2vec_wiki.py:runlocal ...   # a few-second smoke run
+
+dim 100, window 5, 5 negatives, sample 1e-3, min_count 5, alpha 0.025 -> 0.0001, 5 epochs
+(gensim ``Word2Vec(sg=1)`` defaults). Negatives are shared by the pairs of one window
+(HogBatch-style) and each SGD update sees 256 targets per device: measured within gensim's
+WordSim-353/SimLex-999 scores on this corpus (benchmarks/word2vec_vs_gensim.py). The
+excerpt is extracted once with gensim's WikiCorpus and cached (gensim must be installed).
+"""
+from rl_repr.train.word2vec_config import word2vec_defaults
+
+
+def get_config(arg: str | None = None):
+    c = word2vec_defaults()
+    c.data.source = "wiki_excerpt"
+    if arg == "runlocal":
+        c.epochs = 1
+        c.dim = 32
+        c.data.max_vocab_size = 2000
+        c.log_every_steps = 10
+        c.export.projector = False
+    elif arg:
+        raise ValueError(f"configs/word2vec_wiki.py takes no argument or 'runlocal', not {arg!r}.")
+    return c
