@@ -6,9 +6,10 @@
 Corpus: gensim's Wikipedia excerpt (106 articles, 452,944 tokens), cut into pieces of
 10,000 tokens (gensim's sentence limit) and fed identically to both. Settings: gensim's
 ``Word2Vec(sg=1)`` defaults -- dim 100, window 5, 5 negatives, sample 1e-3, min_count 5,
-alpha 0.025 -> 0.0001 -- and the same epochs and worker count: gensim gets ``--workers``
-threads, rl_repr one JAX device per worker (on CPU, ``--workers`` fake devices, one per
-core, set before JAX starts; on a GPU the default backend's devices, unchanged).
+alpha 0.025 -> 0.0001 -- and the same epochs. gensim gets ``--workers`` threads (default:
+every core); rl_repr runs on JAX's default backend unchanged: on CPU that is one device,
+which XLA runs on the same cores with its own threads (fake multi-device CPU meshes add a
+rendezvous per update and are for testing sharding, not speed), on a GPU the GPU(s).
 
 Throughput is gensim's "raw words": every corpus token (out-of-vocabulary ones included)
 times epochs, divided by the training time -- vocabulary building excluded for both,
@@ -32,7 +33,7 @@ def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="gensim threads and rl_repr CPU devices (default: every core)")
+                        help="gensim worker threads (default: every core)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each; medians are reported")
     parser.add_argument("--skip-gensim", action="store_true")
     parser.add_argument("--cache-dir", default="", help="where the extracted excerpt is cached")
@@ -41,13 +42,9 @@ def _parse() -> argparse.Namespace:
 
 
 ARGS = _parse() if __name__ == "__main__" else None
-if ARGS is not None and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    # Only the CPU platform reads this; on a GPU the default backend is unaffected.
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + f" --xla_force_host_platform_device_count={ARGS.workers}").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import importlib.util  # noqa: E402
+import importlib.util  # noqa: E402  (after the environment is set)
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -5,6 +5,12 @@
 
 8x8 grey-level images: small-image stem, no flip (digits are not mirror-symmetric), no
 hue/saturation (one channel), small rotations/shifts and cutout instead of heavy crops.
+
+Chosen by a sweep (width x temperature x epochs x LR x augmentation, 3 seeds at the best
+points): temperature 0.5 beat 0.1-0.3 by about half a point of linear-probe accuracy; a
+quarter-width ResNet-18 trained for 150 epochs beat a half-width one trained for 100 at a
+third of the cost, because XLA's CPU convolutions are slow on the 2x2 and 1x1 feature maps
+where the wide layers of the last stages live.
 """
 from rl_repr.train.simclr_config import simclr_defaults
 
@@ -12,11 +18,11 @@ from rl_repr.train.simclr_config import simclr_defaults
 def get_config(arg: str | None = None):
     c = simclr_defaults()
     c.dataset = "digits"
-    c.model.update(depth=18, width_multiplier=0.5, small_image_stem=True)
+    c.model.update(depth=18, width_multiplier=0.25, small_image_stem=True)
     c.head.update(num_layers=2, output_dim=64)
-    c.temperature = 0.2
+    c.temperature = 0.5
     c.batch_size = 256
-    c.epochs = 100.0
+    c.epochs = 150.0
     c.warmup_epochs = 5.0
     c.optimizer = "lars"
     c.base_lr = 0.3
@@ -27,7 +33,7 @@ def get_config(arg: str | None = None):
                      rotate_degrees=12.0, translate_fraction=0.1, cutout_prob=0.3,
                      cutout_fraction=0.3)
     c.checkpoint_every_steps = 200
-    c.eval_every_steps = 200
+    c.eval_every_steps = 250
     if arg == "runlocal":
         c.epochs = 3.0
         c.warmup_epochs = 1.0

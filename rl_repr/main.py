@@ -23,6 +23,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 TRAINERS = {
     "simclr": "rl_repr.train.simclr",
     "word2vec": "rl_repr.train.word2vec",
+    "metric_learning": "rl_repr.train.metric_learning",
 }
 
 

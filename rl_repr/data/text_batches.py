@@ -6,38 +6,41 @@ Per epoch (Mikolov et al. 2013, arXiv:1310.4546; word2vec.c; gensim ``Word2Vec``
   kept with probability ``min(1, (sqrt(c / (s N)) + 1) * s N / c)`` for ``sample = s``
   (word2vec.c's form, which gensim also uses; ``s = 0`` keeps every word). Discarded
   words are removed before windows are formed, so windows reach further.
-* **Dynamic windows.** Each kept position draws an effective window ``b`` uniformly
-  from ``1..window`` (word2vec.c: ``b = window - rand() % window``); its contexts are
-  the kept words at distance ``1..b`` in the same sentence. Hence a context at
-  distance ``k`` is used with probability ``(window - k + 1) / window``.
-* **Negatives** are drawn from the unigram distribution raised to ``3/4``:
-  ``P_n(w) = c_w^0.75 / sum_v c_v^0.75``.
+* **Dynamic windows.** Each kept position (a *target*) gets an effective window ``b``
+  in ``1..window``; its contexts are the kept words at distance ``1..b`` on either side
+  in the same sentence. word2vec.c draws ``b`` uniformly and independently; here the
+  draws are *stratified* per row of ``T`` targets: the row uses each value of ``b``
+  equally often (up to one), assigned to its positions by a uniformly random
+  permutation. Each position's ``b`` is still uniform on ``1..window`` (tested), so a
+  context at distance ``k`` is used with probability ``(window - k + 1) / window``.
+* **Negatives** are drawn from the unigram distribution raised to ``3/4``,
+  ``P_n(w) = c_w^0.75 / sum_v c_v^0.75`` (Walker's alias method, exact).
 
-Batch layout (why positions and not explicit pairs): a batch row holds ``T``
-consecutive kept positions plus ``window`` positions of halo on each side. Every
-centre and every context is then one row of the same small token array, so the
-trainer gathers ``T + 2 window`` output rows instead of one per pair, scores all
-``2 window`` offsets with static slices (:func:`windowed`), and masks the pairs the
-dynamic window or a sentence boundary excludes (:func:`context_mask`). Each pair
-belongs to exactly one row -- the row of its centre -- so rows can be split across
-devices freely.
+Why stratify: the number of pairs at each distance in a row is then fixed, so a batch
+is a statically shaped list of *real* pairs. Targets are listed in window order (largest
+``b`` first) and a row's contexts in groups ``(-1, +1, -2, +2, ...)``: the contexts at
+distance ``k`` belong to the first ``n_k`` targets (:func:`pair_layout`). The trainer
+scores each group with one batched product against a prefix of the targets -- about
+``T (window + 1)`` pairs per row instead of ``2 window T`` masked slots. Only pairs
+crossing a sentence boundary or the end of the epoch are masked.
 
 Every function here is a pure function of its inputs and of an explicit
-``numpy.random.Generator``; :class:`EpochStream` is a pure function of
-``(corpus, keep probabilities, window, seed, epoch)``, so a resumed run rebuilds
-exactly the batches an uninterrupted run saw.
+``numpy.random.Generator``; epochs and batches are seeded by ``(seed, epoch[, step])``,
+so a resumed run rebuilds exactly the batches an uninterrupted run saw.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
 from rl_repr.data.text_vocab import EncodedCorpus
 
-PAD_SENTENCE = -1  # sentence id of halo padding: never equal to a real sentence
+PAD_SENTENCE = -1  # sentence id of padding past the end of an epoch: never a real sentence
 
 
+# ------------------------------------------------------------------------- distributions
 def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
     """Subsampling keep probability per word: ``min(1, (sqrt(c/(sN)) + 1) sN/c)``.
 
@@ -103,16 +106,48 @@ class AliasTable:
         return np.where(keep, column, self.alias[column]).astype(np.int32)
 
 
-def dynamic_windows(rng: np.random.Generator, size: int, window: int) -> np.ndarray:
-    """Effective windows ``b ~ Uniform{1, ..., window}``, int32 ``[size]``."""
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}.")
-    return rng.integers(1, window + 1, size=size, dtype=np.int32)
+# ------------------------------------------------------------------------- pair layout
+def window_sizes(window: int, positions_per_row: int) -> np.ndarray:
+    """The effective windows of a row's targets in listing order: ``[T]``, non-increasing.
+
+    Each value ``1..window`` appears ``T // window`` or ``T // window + 1`` times.
+    """
+    if window < 1 or positions_per_row < 1:
+        raise ValueError(f"window ({window}) and positions_per_row ({positions_per_row}) must be >= 1.")
+    return np.sort(np.resize(np.arange(1, window + 1), positions_per_row))[::-1].astype(np.int32)
 
 
-def context_offsets(window: int) -> np.ndarray:
-    """The ``2 window`` context offsets, in the order batches use: ``-window..-1, 1..window``."""
-    return np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)]).astype(np.int32)
+@functools.lru_cache(maxsize=16)
+def pair_layout(window: int, positions_per_row: int) -> tuple[tuple[int, int, int], ...]:
+    """Static layout of a row's pairs: ``(distance k, first slot, n_k)`` for ``k = 1..window``.
+
+    Slots ``[first, first + n_k)`` hold the contexts at offset ``-k`` of targets
+    ``0..n_k-1``, the next ``n_k`` slots those at ``+k``; ``n_k`` = targets with ``b >= k``.
+    """
+    sizes = window_sizes(window, positions_per_row)
+    layout, first = [], 0
+    for k in range(1, window + 1):
+        count = int(np.count_nonzero(sizes >= k))
+        layout.append((k, first, count))
+        first += 2 * count
+    return tuple(layout)
+
+
+def pairs_per_row(window: int, positions_per_row: int) -> int:
+    """``P``, the pair slots of a row: ``2 sum_k n_k`` (about ``T (window + 1)``)."""
+    return sum(2 * count for _, _, count in pair_layout(window, positions_per_row))
+
+
+def pair_targets(window: int, positions_per_row: int) -> np.ndarray:
+    """``[P]``: the target (listing index) of each pair slot."""
+    return np.concatenate([np.tile(np.arange(count), 2)
+                           for _, _, count in pair_layout(window, positions_per_row)]).astype(np.int32)
+
+
+def pair_offsets(window: int, positions_per_row: int) -> np.ndarray:
+    """``[P]``: the signed offset (context minus target position) of each pair slot."""
+    return np.concatenate([np.repeat([-k, k], count)
+                           for k, _, count in pair_layout(window, positions_per_row)]).astype(np.int32)
 
 
 # ------------------------------------------------------------------------- one epoch
@@ -123,12 +158,10 @@ class EpochStream:
     Attributes:
       ids: int32 ``[M + 1]`` word ids (padding: 0).
       sentence_ids: int32 ``[M + 1]`` (padding: ``PAD_SENTENCE``).
-      windows: int32 ``[M + 1]`` effective windows (padding: 0, so it has no contexts).
     """
 
     ids: np.ndarray
     sentence_ids: np.ndarray
-    windows: np.ndarray
 
     @property
     def num_positions(self) -> int:
@@ -136,20 +169,16 @@ class EpochStream:
 
 
 def epoch_rng(seed: int, epoch: int, purpose: int) -> np.random.Generator:
-    """An independent generator per ``(seed, epoch, purpose)``; 0 = subsampling, 1 = windows."""
+    """An independent generator per ``(seed, epoch, purpose)``; 0 = subsampling."""
     return np.random.default_rng([seed, epoch, purpose])
 
 
-def epoch_stream(corpus: EncodedCorpus, keep_prob: np.ndarray, *, window: int, seed: int,
-                 epoch: int) -> EpochStream:
-    """Subsamples the corpus and draws every position's effective window for ``epoch``."""
+def epoch_stream(corpus: EncodedCorpus, keep_prob: np.ndarray, *, seed: int, epoch: int) -> EpochStream:
+    """Subsamples the corpus for ``epoch``: each token kept with its word's probability."""
     keep = epoch_rng(seed, epoch, 0).random(corpus.num_words) < keep_prob[corpus.ids]
-    ids = corpus.ids[keep]
-    windows = dynamic_windows(epoch_rng(seed, epoch, 1), ids.shape[0], window)
     # The padding entry is appended once here so that batches are pure indexing.
-    return EpochStream(ids=np.append(ids, 0).astype(np.int32),
-                       sentence_ids=np.append(corpus.sentence_ids[keep], PAD_SENTENCE).astype(np.int32),
-                       windows=np.append(windows, 0).astype(np.int32))
+    return EpochStream(ids=np.append(corpus.ids[keep], 0).astype(np.int32),
+                       sentence_ids=np.append(corpus.sentence_ids[keep], PAD_SENTENCE).astype(np.int32))
 
 
 def steps_in_epoch(num_positions: int, positions_per_step: int) -> int:
@@ -160,80 +189,42 @@ def steps_in_epoch(num_positions: int, positions_per_step: int) -> int:
 def skipgram_batch(stream: EpochStream, start: int, *, rows: int, positions_per_row: int,
                    window: int, noise: AliasTable, negatives_shape: tuple[int, ...],
                    rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """The batch of ``rows * positions_per_row`` kept positions starting at ``start``.
+    """The pairs of ``rows * positions_per_row`` consecutive kept positions from ``start``.
 
-    Positions past the end of the stream are padding (sentence ``PAD_SENTENCE``,
-    window 0), so every batch has the same shapes and no pair reaches padding.
+    Row ``r`` covers positions ``start + r T .. start + (r + 1) T - 1``; they are listed in
+    a random order and target ``j`` of the listing gets window ``window_sizes(...)[j]``.
+    Positions past the end of the stream are padding with no real pairs.
 
     Args:
       stream: the epoch's kept positions.
-      start: first centre position of the batch.
-      rows: ``R``, rows of the batch (split across devices).
-      positions_per_row: ``T``, centres per row.
-      window: the maximal window ``W``.
+      start: first position of the batch.
+      rows: ``R``; positions_per_row: ``T``; window: the maximal window ``W``.
       noise: the noise distribution's alias table.
-      negatives_shape: noise ids per row, e.g. ``(S,)`` for ``S`` negatives shared by the
-        row, ``(2W, T, K)`` for ``K`` of its own per (offset, centre) pair, ``(0,)`` for none.
-      rng: draws the negatives.
+      negatives_shape: noise ids per row: ``(T, K)`` (``K`` per target, shared by its
+        window), ``(P, K)`` (``K`` per pair) or ``(S,)`` (shared by the row).
+      rng: draws the permutations and the negatives.
 
     Returns:
-      ``tokens`` int32 ``[R, T + 2W]`` (centre ``i`` of a row is ``tokens[W + i]``),
-      ``sentences`` int32 ``[R, T + 2W]``, ``windows`` int32 ``[R, T]`` and
-      ``negatives`` int32 ``[R, *negatives_shape]``.
+      ``targets`` int32 ``[R, T]``, ``contexts`` int32 ``[R, P]`` (laid out by
+      :func:`pair_layout`), ``pair_mask`` bool ``[R, P]`` (same sentence, inside the
+      epoch) and ``negatives`` int32 ``[R, *negatives_shape]``.
     """
-    # Index into the stream; anything outside it reads the padding entry at M.
     count = stream.num_positions
-    index = (start - window) + np.arange(rows)[:, None] * positions_per_row \
-        + np.arange(positions_per_row + 2 * window)
-    index = np.where((index >= 0) & (index < count), index, count)
-    tokens = stream.ids[index]
-    sentences = stream.sentence_ids[index]
-    windows = stream.windows[index[:, window:positions_per_row + window]]
+    owner = pair_targets(window, positions_per_row)
+    order = rng.permuted(np.tile(np.arange(positions_per_row), (rows, 1)), axis=1)
+    target_pos = start + np.arange(rows)[:, None] * positions_per_row + order  # [R, T]
+    context_pos = target_pos[:, owner] + pair_offsets(window, positions_per_row)
+    # Anything outside the stream reads the padding entry at index M.
+    target_pos = np.where((target_pos >= 0) & (target_pos < count), target_pos, count)
+    source_pos = target_pos[:, owner]
+    context_pos = np.where((context_pos >= 0) & (context_pos < count), context_pos, count)
+    context_sentence = stream.sentence_ids[context_pos]
     return {
-        "tokens": tokens,
-        "sentences": sentences,
-        "windows": windows,
+        "targets": stream.ids[target_pos],
+        "contexts": stream.ids[context_pos],
+        "pair_mask": (context_sentence == stream.sentence_ids[source_pos]) & (context_sentence != PAD_SENTENCE),
         "negatives": noise.sample(rng, (rows, *negatives_shape)),
     }
-
-
-# ------------------------------------------------------------------------- pair views
-def windowed(halo, window: int):
-    """``[T + 2W, ...] -> [2W, T, ...]``: entry ``[j, i]`` is ``halo[W + i + offset_j]``.
-
-    Offset-major, because the per-pair work then is ``2W`` plain ``[T, d]`` products
-    (batched dots over ``T`` inside are much slower on CPU). Static slices, so it works on
-    NumPy and jax arrays alike and differentiates to shifted sums (the gradient of an
-    output row collects every centre that used it).
-    """
-    length = halo.shape[0] - 2 * window
-    columns = [halo[window + int(o):window + int(o) + length] for o in context_offsets(window)]
-    stack = np.stack if isinstance(halo, np.ndarray) else _jnp_stack
-    return stack(columns, axis=0)
-
-
-def _jnp_stack(arrays, axis):
-    import jax.numpy as jnp  # noqa: PLC0415 (keeps this module importable without JAX work)
-    return jnp.stack(arrays, axis=axis)
-
-
-def context_mask(sentences, windows, window: int):
-    """Which (offset, centre) pairs exist, ``[2W, T]`` bool, for one row.
-
-    Pair ``(j, i)`` is real when ``|offset_j| <= windows[i]`` (the dynamic window) and the
-    context is in the centre's sentence (padding has its own sentence id, and a padded
-    centre has window 0).
-
-    Args:
-      sentences: ``[T + 2W]`` sentence ids of the row's tokens.
-      windows: ``[T]`` effective windows of the centres.
-      window: the maximal window ``W``.
-    """
-    offsets = np.abs(context_offsets(window))
-    length = windows.shape[0]
-    centre_sentence = sentences[window:window + length]
-    same_sentence = windowed(sentences, window) == centre_sentence[None, :]
-    return same_sentence & (offsets[:, None] <= windows[None, :])
 
 
 # ------------------------------------------------------------------------- a whole run
@@ -244,9 +235,7 @@ class SkipGramBatches:
     arrays are ``[rows, updates, ...]`` (rows first, so the drivers split them over
     devices), and update ``m`` of row ``r`` holds the kept positions starting at
     ``epoch_start + (step_in_epoch * updates + m) * rows * T + r * T``. Each epoch ends
-    with a partly padded step, so steps never straddle epochs. Resuming at step ``s``
-    rebuilds exactly the batches an uninterrupted run saw (subsampling, windows and noise
-    are seeded by ``(seed, epoch[, step])``).
+    with a partly padded step, so steps never straddle epochs.
 
     Args:
       corpus: the encoded corpus.
@@ -285,8 +274,7 @@ class SkipGramBatches:
     def stream(self, epoch: int) -> EpochStream:
         """The epoch's kept positions (the latest one is cached)."""
         if self._stream is None or self._stream[0] != epoch:
-            self._stream = (epoch, epoch_stream(self.corpus, self.keep_prob, window=self.window,
-                                                seed=self.seed, epoch=epoch))
+            self._stream = (epoch, epoch_stream(self.corpus, self.keep_prob, seed=self.seed, epoch=epoch))
         return self._stream[1]
 
     def __call__(self, step: int) -> dict[str, np.ndarray]:

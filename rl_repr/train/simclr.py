@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import math
 import os
+import time
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -170,6 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     writer = MetricsWriter(workdir)
     loop = LoopConfig(total_steps=run.total_steps, log_every=config.log_every_steps,
                       eval_every=config.eval_every_steps, stop_after=stop_after_step)
+    start = time.perf_counter()
     state, step = train_loop(state=run.state, driver=run.driver, step_fn=run.step_fn,
                              batch_for_step=run.batch_for_step, loop=loop, checkpointer=ckpt,
                              writer=writer, evaluate=knn_monitor)
@@ -178,8 +180,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         writer.close()
         return {"stopped_at_step": step}
 
+    train_seconds = time.perf_counter() - start  # this process's share when resumed
     results = final_evaluation(config, state, run.init_key, train_set, test_set)
-    results.update(steps=run.total_steps, epochs=config.epochs, batch_size=config.batch_size)
+    results.update(steps=run.total_steps, epochs=config.epochs, batch_size=config.batch_size,
+                   train_seconds=round(train_seconds, 1), devices=jax.device_count())
     writer.write(step, {k: v for k, v in results.items() if isinstance(v, float)})
     writer.close()
     results_io.write_results(workdir, results)

@@ -89,11 +89,11 @@ def learning_rate(step: jax.Array, *, alpha: float, min_alpha: float, total_step
 # ============================================================================ losses
 def negatives_shape(negative_sharing: str, *, window: int, positions_per_row: int,
                     negatives_per_pair: int, shared_negatives: int) -> tuple[int, ...]:
-    """Noise ids per batch row: ``pair`` ``(2W, T, K)``, ``window`` ``(T, K)``, ``row`` ``(S,)``."""
-    if negative_sharing == "pair":
-        return (2 * window, positions_per_row, negatives_per_pair)
+    """Noise ids per batch row: ``window`` ``(T, K)``, ``pair`` ``(P, K)``, ``row`` ``(S,)``."""
     if negative_sharing == "window":
         return (positions_per_row, negatives_per_pair)
+    if negative_sharing == "pair":
+        return (text_batches.pairs_per_row(window, positions_per_row), negatives_per_pair)
     if negative_sharing == "row":
         if shared_negatives < negatives_per_pair or shared_negatives % negatives_per_pair:
             raise ValueError(f"shared_negatives={shared_negatives} must be a positive multiple of "
@@ -102,157 +102,179 @@ def negatives_shape(negative_sharing: str, *, window: int, positions_per_row: in
     raise ValueError(f"negative_sharing={negative_sharing!r} is not one of {NEGATIVE_SHARING}.")
 
 
-def sgns_pair_losses(target_vecs: jax.Array, context_vecs: jax.Array, noise_vecs: jax.Array,
-                     negatives_per_pair: int) -> jax.Array:
-    """Per-pair SGNS losses ``[2W, T]``: ``rl_repr.losses.sgns_loss`` vmapped over pairs.
+def sgns_pair_losses(target_vecs: jax.Array, context_vecs: jax.Array, noise_vecs: jax.Array, *,
+                     window: int, negatives_per_pair: int) -> jax.Array:
+    """Per-pair SGNS losses ``[P]`` of one row: ``rl_repr.losses.sgns_loss`` vmapped over pairs.
 
-    Pair ``(j, i)`` is context ``c`` (offset ``j`` from target ``i``) predicting target
-    ``t``: ``sgns_loss(e_c, w_t, w_noise)`` -- the library's "centre" argument is the
-    input vector ``e_c``. The definition :func:`sgns_window_loss` is tested against.
+    Pair ``p`` is context ``c`` predicting target ``t`` (``text_batches.pair_targets``):
+    ``sgns_loss(e_c, w_t, w_noise)`` -- the library's "centre" argument is the input
+    vector ``e_c``. The definition the fused step (:func:`sgns_group_loss`) is tested against.
 
     Args:
-      target_vecs: ``w_t``, output vectors of the targets, ``[T, d]``.
-      context_vecs: ``e_c``, input vectors of the contexts, offset-major ``[2W, T, d]``.
-      noise_vecs: output vectors of the noise words: ``[2W, T, K, d]`` (``pair``),
-        ``[T, K, d]`` (``window``: shared by a target's contexts) or ``[S, d]`` (``row``;
-        ``S = G K`` and the loss is averaged over the ``G`` groups of ``K``, an unbiased
+      target_vecs: ``w_t``, output vectors of the row's targets, ``[T, d]``.
+      context_vecs: ``e_c``, input vectors of the row's contexts, ``[P, d]``.
+      noise_vecs: output vectors of the noise words: ``[T, K, d]`` (``window``: a target's
+        ``K`` shared by its contexts), ``[P, K, d]`` (``pair``) or ``[S, d]`` (``row``;
+        ``S = G K``, the loss averaged over the ``G`` groups of ``K``: an unbiased
         estimate of the loss with ``K`` negatives).
-      negatives_per_pair: ``K``.
+      window, negatives_per_pair: ``W`` and ``K``.
     """
-    def pair_loss(target, context, noise):
-        return losses.sgns_loss(context, target, noise)
-
-    if noise_vecs.ndim == 4:
-        return jax.vmap(jax.vmap(pair_loss), in_axes=(None, 0, 0))(target_vecs, context_vecs, noise_vecs)
+    owner = text_batches.pair_targets(window, target_vecs.shape[0])
+    targets = target_vecs[owner]
     if noise_vecs.ndim == 3:
-        return jax.vmap(jax.vmap(pair_loss), in_axes=(None, 0, None))(target_vecs, context_vecs, noise_vecs)
-    if noise_vecs.ndim == 2:
-        groups = noise_vecs.reshape(-1, negatives_per_pair, noise_vecs.shape[-1])
+        per_pair_noise = noise_vecs[owner] if noise_vecs.shape[0] == target_vecs.shape[0] else noise_vecs
+        return jax.vmap(lambda t, c, n: losses.sgns_loss(c, t, n))(targets, context_vecs, per_pair_noise)
+    groups = noise_vecs.reshape(-1, negatives_per_pair, noise_vecs.shape[-1])
 
-        def grouped_loss(target, context):
-            return jnp.mean(jax.vmap(pair_loss, in_axes=(None, None, 0))(target, context, groups))
+    def grouped(target, context):
+        return jnp.mean(jax.vmap(lambda n: losses.sgns_loss(context, target, n))(groups))
 
-        return jax.vmap(jax.vmap(grouped_loss), in_axes=(None, 0))(target_vecs, context_vecs)
-    raise ValueError(f"noise_vecs has shape {noise_vecs.shape}; pass [2W, T, K, d], [T, K, d] or [S, d].")
+    return jax.vmap(grouped)(targets, context_vecs)
 
 
-def sgns_window_loss(target_vecs: jax.Array, context_vecs: Sequence[jax.Array], noise_vecs: jax.Array,
-                     mask: jax.Array, *, negatives_per_pair: int) -> jax.Array:
-    """``sum_{j,i} mask[j,i] * sgns_loss(e_{c_ji}, w_{t_i}, noise of (j,i))``, fused.
+def sgns_group_loss(context_vecs: jax.Array, output_vecs: jax.Array, mask: jax.Array,
+                    shared_noise_vecs: jax.Array | None = None, noise_weight: float = 1.0) -> jax.Array:
+    """Summed SGNS loss of one group of pairs (one offset), fused: one batched product.
 
-    Equal to ``sum(where(mask, sgns_pair_losses(...), 0))`` (tested), written for XLA on
-    CPU: each offset's contexts are a separate sliced ``[T, d]`` array (never a stacked
-    ``[2W, T, d]`` copy) whose gradient goes straight to its own scatter-add, and each
-    offset's scores against the target and its noise words are one batched dot product
-    (einsum), which XLA runs several times faster than multiply-and-sum on CPU::
+    For each pair (context ``c``, target ``t``) with ``mask`` true::
 
-        sum_j sum_i m_ji [ -log sigma(w_{t_i} . e_{c_ji}) - a sum_k log sigma(-w_{n_k} . e_{c_ji}) ]
+        l = -log sigma(w_t . e_c) - a sum_k log sigma(-w_{n_k} . e_c)
 
-    with ``a = K / S`` under ``row`` sharing (1 otherwise).
+    Summed over a row's groups this equals ``sum(where(mask, sgns_pair_losses(...), 0))``
+    (tested); written per group because that is what XLA runs fastest on CPU: the
+    contexts are a static slice, their gradient goes straight to a scatter-add, and the
+    scores against a target and its noise words are one batched dot product.
 
     Args:
-      target_vecs: ``[..., T, d]``.
-      context_vecs: ``2W`` arrays ``[..., T, d]``, the contexts at each offset.
-      noise_vecs: ``[..., 2W, T, K, d]`` (``pair``), ``[..., T, K, d]`` (``window``) or
-        ``[..., S, d]`` (``row``).
-      mask: ``[..., 2W, T]`` bool, the real pairs.
-      negatives_per_pair: ``K``.
+      context_vecs: ``e_c``, ``[..., n, d]``: the contexts at one offset of ``n`` targets.
+      output_vecs: ``[..., n, 1 + K, d]``: each target's output vector followed by its
+        ``K`` noise vectors, or ``[..., n, 1, d]`` (target only) with ``shared_noise_vecs``.
+      mask: ``[..., n]`` bool, the real pairs.
+      shared_noise_vecs: ``[..., S, d]``, noise words shared by the row (``row``).
+      noise_weight: ``a``; ``K / S`` under ``row`` sharing, else 1.
     """
-    weights = mask.astype(target_vecs.dtype)
-    extra = noise_vecs.ndim - target_vecs.ndim
-    # Scores against [target, noise_1..K] in one dot product per offset; the signs turn
-    # -log sigma(s_0) - sum_k log sigma(-s_k) into -sum_k log sigma(sign_k s_k).
-    signs = jnp.concatenate([jnp.ones(1), -jnp.ones(negatives_per_pair)]).astype(target_vecs.dtype)
-    if extra == 1:  # [..., T, K, d]: K per target, shared by its window
-        window_outputs = jnp.concatenate([target_vecs[..., None, :], noise_vecs], axis=-2)
-    total = 0.0
-    for j, context in enumerate(context_vecs):
-        if extra == 0:  # [..., S, d]: S shared by the row; the noise scores are a matrix product
-            score = jnp.einsum("...td,...td->...t", context, target_vecs)
-            noise_scores = jnp.einsum("...td,...sd->...ts", context, noise_vecs)
-            per_pair = -jax.nn.log_sigmoid(score) - (negatives_per_pair / noise_vecs.shape[-2]) * jnp.sum(
-                jax.nn.log_sigmoid(-noise_scores), axis=-1)
-        else:
-            outputs = window_outputs if extra == 1 else jnp.concatenate(  # pair: K of its own
-                [target_vecs[..., None, :], noise_vecs[..., j, :, :, :]], axis=-2)
-            scores = jnp.einsum("...td,...tkd->...tk", context, outputs)
-            per_pair = -jnp.sum(jax.nn.log_sigmoid(signs * scores), axis=-1)
-        total += jnp.sum(weights[..., j, :] * per_pair)
-    return total
+    scores = jnp.einsum("...td,...tcd->...tc", context_vecs, output_vecs)
+    per_pair = -jax.nn.log_sigmoid(scores[..., 0]) - noise_weight * jnp.sum(
+        jax.nn.log_sigmoid(-scores[..., 1:]), axis=-1)
+    if shared_noise_vecs is not None:
+        noise_scores = jnp.einsum("...td,...sd->...ts", context_vecs, shared_noise_vecs)
+        per_pair -= noise_weight * jnp.sum(jax.nn.log_sigmoid(-noise_scores), axis=-1)
+    return jnp.sum(jnp.where(mask, per_pair, 0.0))
 
 
-def full_softmax_pair_losses(target_ids: jax.Array, context_vecs: jax.Array,
-                             output_vectors: jax.Array) -> jax.Array:
-    """Per-pair ``-log softmax(W e_c)_t``, ``[2W, T]``, from ``skipgram_full_softmax_loss``.
+def full_softmax_pair_losses(target_ids: jax.Array, context_vecs: jax.Array, output_vectors: jax.Array,
+                             *, window: int) -> jax.Array:
+    """Per-pair ``-log softmax(W e_c)_t``, ``[P]``, from ``skipgram_full_softmax_loss`` vmapped.
 
     Args:
-      target_ids: ``[T]``; context_vecs: ``e_c``, ``[2W, T, d]``; output_vectors: ``W``,
-      ``[V, d]``. Costs ``O(2W T V d)``: for small vocabularies and comparisons.
+      target_ids: ``[T]``; context_vecs: ``e_c``, ``[P, d]``; output_vectors: ``W``,
+      ``[V, d]``. Costs ``O(P V d)``: for small vocabularies and comparisons.
     """
-    def pair_loss(target_id, context):
-        return losses.skipgram_full_softmax_loss(context[None], output_vectors, target_id[None])
-
-    return jax.vmap(jax.vmap(pair_loss), in_axes=(None, 0))(target_ids, context_vecs)
+    targets = target_ids[text_batches.pair_targets(window, target_ids.shape[0])]
+    return jax.vmap(lambda c, t: losses.skipgram_full_softmax_loss(c[None], output_vectors, t[None]))(
+        context_vecs, targets)
 
 
 # ============================================================================ step
+def fused_sgns_gradients(output_vectors: jax.Array, context_vecs: jax.Array, batch: dict[str, jax.Array], *,
+                         window: int, negatives_per_pair: int):
+    """Summed SGNS loss of a batch and its row gradients, one distance group at a time.
+
+    Args:
+      output_vectors: the output table ``[V, d]``.
+      context_vecs: input vectors of the batch's contexts, ``[R, P, d]``.
+      batch: ``targets [R, T]``, ``pair_mask [R, P]``, ``negatives`` ``[R, T, K]``,
+        ``[R, P, K]`` or ``[R, S]``.
+
+    Returns:
+      ``(loss_sum, context_grads, output_updates)``: ``context_grads [R, P, d]`` and the
+      output updates as ``(ids, gradients)`` pairs for :func:`_scatter_add`. A target and
+      its noise words are gathered together (``[R, T, 1 + K]`` ids) so each group scores
+      them in one product.
+    """
+    targets, noise_ids, pair_mask = batch["targets"], batch["negatives"], batch["pair_mask"]
+    rows, length = targets.shape
+    shared_ids, noise_weight = None, 1.0
+    if noise_ids.ndim == 2:  # row: [R, S]
+        output_ids, shared_ids = targets[..., None], noise_ids
+        noise_weight = negatives_per_pair / noise_ids.shape[-1]
+    elif noise_ids.shape[1] == length:  # window: [R, T, K]
+        output_ids = jnp.concatenate([targets[..., None], noise_ids], axis=-1)
+    else:  # pair: [R, P, K]
+        owner = text_batches.pair_targets(window, length)
+        output_ids = jnp.concatenate([targets[:, owner, None], noise_ids], axis=-1)
+    outputs = output_vectors[output_ids]
+    shared = None if shared_ids is None else output_vectors[shared_ids]
+    output_grad = jnp.zeros_like(outputs)
+    shared_grad = None if shared is None else jnp.zeros_like(shared)
+    loss_sum, context_grads = 0.0, []
+    per_pair_outputs = output_ids.shape[1] != length
+    argnums = (0, 1) if shared is None else (0, 1, 3)
+    for _, first, count in text_batches.pair_layout(window, length):
+        for side in (first, first + count):  # offsets -k, then +k: one [n, d] x [n, 1 + K, d] product each
+            span = slice(side, side + count)
+            group_outputs = outputs[:, span] if per_pair_outputs else outputs[:, :count]
+            loss_k, grads = jax.value_and_grad(sgns_group_loss, argnums=argnums)(
+                context_vecs[:, span], group_outputs, pair_mask[:, span], shared, noise_weight)
+            loss_sum += loss_k
+            context_grads.append(grads[0])
+            output_grad = output_grad.at[:, span if per_pair_outputs else slice(0, count)].add(grads[1])
+            if shared is not None:
+                shared_grad = shared_grad + grads[2]
+    output_updates = [(output_ids, output_grad)]
+    if shared is not None:
+        output_updates.append((shared_ids, shared_grad))
+    return loss_sum, jnp.concatenate(context_grads, axis=1), output_updates
+
+
 def make_update(*, window: int, loss: str, negatives_per_pair: int, alpha: float,
                 min_alpha: float, total_updates: int, loss_impl: str = "fused"):
     """``update(state, batch, axis_name) -> (state, (loss_sum, pairs, lr))``: one SGD update.
 
-    ``batch`` is :func:`rl_repr.data.text_batches.skipgram_batch`'s dict for this device's
-    rows. For ``loss='sgns'``, ``loss_impl='vmap'`` differentiates the sum of
-    :func:`sgns_pair_losses` (the library loss vmapped over pairs) and ``'fused'`` the
-    same sum written as :func:`sgns_window_loss`, about twice as fast on CPU. ``loss_sum``
-    and ``pairs`` (the real pairs) are totals over every device's rows.
+    ``batch`` holds this device's rows of :func:`rl_repr.data.text_batches.skipgram_batch`.
+    For ``loss='sgns'``, ``loss_impl='vmap'`` differentiates the sum of
+    :func:`sgns_pair_losses` (the library loss vmapped over pairs) and ``'fused'`` the same
+    sum written group by group (:func:`fused_sgns_gradients`), several times faster on CPU.
+    ``loss_sum`` and ``pairs`` (the real pairs) are totals over every device's rows.
     """
     if loss not in LOSSES:
         raise ValueError(f"loss={loss!r} is not one of {LOSSES}.")
     if loss_impl not in LOSS_IMPLEMENTATIONS:
         raise ValueError(f"loss_impl={loss_impl!r} is not one of {LOSS_IMPLEMENTATIONS}.")
-    offsets = [int(o) for o in text_batches.context_offsets(window)]
 
-    def pairwise_loss(halo_vecs, outputs, masks, target_ids):
+    def pairwise_loss(context_vecs, outputs, batch):
         """The vmapped library losses of every row, summed; ``outputs``: (targets, noise) or ``W``."""
-        def row(halo, row_outputs, mask, row_targets):
-            contexts = text_batches.windowed(halo, window)
+        def row(contexts, row_outputs, row_batch):
             if loss == "full_softmax":
-                per_pair = full_softmax_pair_losses(row_targets, contexts, row_outputs)
+                per_pair = full_softmax_pair_losses(row_batch["targets"], contexts, row_outputs, window=window)
             else:
-                per_pair = sgns_pair_losses(row_outputs[0], contexts, row_outputs[1], negatives_per_pair)
-            return jnp.sum(jnp.where(mask, per_pair, 0.0))
+                target_vecs, noise_vecs = row_outputs
+                per_pair = sgns_pair_losses(target_vecs, contexts, noise_vecs, window=window,
+                                            negatives_per_pair=negatives_per_pair)
+            return jnp.sum(jnp.where(row_batch["pair_mask"], per_pair, 0.0))
         output_axis = None if loss == "full_softmax" else 0
-        return jnp.sum(jax.vmap(row, in_axes=(0, output_axis, 0, 0))(halo_vecs, outputs, masks, target_ids))
+        return jnp.sum(jax.vmap(row, in_axes=(0, output_axis, 0))(context_vecs, outputs, batch))
 
     def update(state: Word2VecState, batch: dict[str, jax.Array], axis_name: str | None):
-        tokens, noise_ids = batch["tokens"], batch["negatives"]
-        length = tokens.shape[1] - 2 * window
-        target_ids = tokens[:, window:window + length]
-        masks = jax.vmap(text_batches.context_mask, in_axes=(0, 0, None))(
-            batch["sentences"], batch["windows"], window)
+        contexts, targets, noise_ids = batch["contexts"], batch["targets"], batch["negatives"]
         # 1. gather only the rows this batch touches (full softmax needs all of W) and
         # 2. differentiate the summed loss with respect to those rows
-        halo_vecs = state.input_vectors[tokens]
+        context_vecs = state.input_vectors[contexts]
         dense_output_grad = None
         if loss == "full_softmax":
-            loss_sum, (halo_grad, dense_output_grad) = jax.value_and_grad(pairwise_loss, argnums=(0, 1))(
-                halo_vecs, state.output_vectors, masks, target_ids)
-            input_updates, output_updates = [(tokens, halo_grad)], []
+            loss_sum, (context_grad, dense_output_grad) = jax.value_and_grad(pairwise_loss, argnums=(0, 1))(
+                context_vecs, state.output_vectors, batch)
+            output_updates = []
         elif loss_impl == "fused":
-            contexts = [halo_vecs[:, window + o:window + o + length] for o in offsets]
-            fused = functools.partial(sgns_window_loss, negatives_per_pair=negatives_per_pair)
-            loss_sum, (target_grad, context_grads, noise_grad) = jax.value_and_grad(fused, argnums=(0, 1, 2))(
-                state.output_vectors[target_ids], contexts, state.output_vectors[noise_ids], masks)
-            # Each offset's gradient goes to its own scatter: no [T + 2W] halo sum to build.
-            input_updates = [(tokens[:, window + o:window + o + length], g) for o, g in zip(offsets, context_grads)]
-            output_updates = [(target_ids, target_grad), (noise_ids, noise_grad)]
+            loss_sum, context_grad, output_updates = fused_sgns_gradients(
+                state.output_vectors, context_vecs, batch, window=window, negatives_per_pair=negatives_per_pair)
         else:
-            outputs = (state.output_vectors[target_ids], state.output_vectors[noise_ids])
-            loss_sum, (halo_grad, (target_grad, noise_grad)) = jax.value_and_grad(pairwise_loss, argnums=(0, 1))(
-                halo_vecs, outputs, masks, target_ids)
-            input_updates = [(tokens, halo_grad)]
-            output_updates = [(target_ids, target_grad), (noise_ids, noise_grad)]
-        pairs = jnp.sum(masks)
+            outputs = (state.output_vectors[targets], state.output_vectors[noise_ids])
+            loss_sum, (context_grad, (target_grad, noise_grad)) = jax.value_and_grad(pairwise_loss, argnums=(0, 1))(
+                context_vecs, outputs, batch)
+            output_updates = [(targets, target_grad), (noise_ids, noise_grad)]
+        input_updates = [(contexts, context_grad)]
+        pairs = jnp.sum(batch["pair_mask"])
         if axis_name is not None:
             # Every device applies every device's row updates: replicas stay identical.
             gather = functools.partial(jax.lax.all_gather, axis_name=axis_name, tiled=True, to="invarying")
@@ -271,6 +293,13 @@ def make_update(*, window: int, loss: str, negatives_per_pair: int, alpha: float
         return new_state, (loss_sum, pairs, lr)
 
     return update
+
+
+def _scatter_add(table: jax.Array, updates: list[tuple[jax.Array, jax.Array]], scale: jax.Array) -> jax.Array:
+    """``table[ids] += scale * grads`` for each ``(ids [...], grads [..., d])``; repeated ids add up."""
+    for ids, grads in updates:
+        table = table.at[ids.reshape(-1)].add(scale * grads.reshape(-1, table.shape[-1]))
+    return table
 
 
 def make_per_device_step(**update_kwargs):
@@ -293,13 +322,6 @@ def make_per_device_step(**update_kwargs):
                        "learning_rate": rates[-1]}
 
     return per_device_step
-
-
-def _scatter_add(table: jax.Array, updates: list[tuple[jax.Array, jax.Array]], scale: jax.Array) -> jax.Array:
-    """``table[ids] += scale * grads`` for each ``(ids [...], grads [..., d])``; repeated ids add up."""
-    for ids, grads in updates:
-        table = table.at[ids.reshape(-1)].add(scale * grads.reshape(-1, table.shape[-1]))
-    return table
 
 
 # ============================================================================ run
@@ -350,12 +372,19 @@ def export_vectors(config: ml_collections.ConfigDict, directory: str, words: Seq
     return paths
 
 
-def _with_words_per_second(step_fn, words_per_step: float):
-    """Adds ``words_per_second`` (raw corpus words, since the first call returned) to the metrics."""
+def _with_words_per_second(step_fn, words_per_step: float, *, synchronous: bool):
+    """Adds ``words_per_second`` (raw corpus words, since the first call returned) to the metrics.
+
+    ``synchronous`` waits for each step: on a multi-device *CPU* mesh, XLA's in-process
+    collectives can deadlock when many steps are dispatched ahead (seen with jax 0.10 on
+    2 cores: every device thread must reach each all-gather's rendezvous).
+    """
     clock: dict[str, float] = {}
 
     def step(state, batch):
         state, metrics = step_fn(state, batch)
+        if synchronous:
+            jax.block_until_ready(state)
         now = time.perf_counter()
         clock.setdefault("start", now)
         clock["calls"] = clock.get("calls", -1) + 1
@@ -427,7 +456,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
     # ---- train
     train_start = time.perf_counter()
-    state, step = train_loop(state=state, driver=driver, step_fn=_with_words_per_second(step_fn, words_per_step),
+    synchronous = jax.default_backend() == "cpu" and mesh.devices.size > 1
+    state, step = train_loop(state=state, driver=driver,
+                             step_fn=_with_words_per_second(step_fn, words_per_step, synchronous=synchronous),
                              batch_for_step=batch_for_step,
                              loop=LoopConfig(total_steps=total_steps, log_every=config.log_every_steps,
                                              stop_after=stop_after_step),

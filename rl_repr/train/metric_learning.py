@@ -1,0 +1,460 @@
+"""Triplet and Siamese training with online mining, evaluated one-shot on held-out classes.
+
+The slides (seed 002) learn a similarity ``d(x1, x2) = ||f(x1) - f(x2)||^2`` and use it
+to recognise classes from one example. Story of a run: build the mesh -> split the classes
+(training classes vs held-out classes) -> build f (a small conv net or a ResNet, then a
+dense layer to ``embedding_dim`` and L2 normalisation) -> initialise -> compile one
+per-device step under the configured driver -> loop (shared ``train_loop``: logging,
+held-out monitor, checkpoints, resume) -> N-way K-shot episodes, pair verification and
+recall@k on the held-out classes, next to raw pixels and the same network at random init
+-> ``<workdir>/results.json``.
+
+One step: a PK batch (P classes x K images, ``pk_batch_indices``) -> per-example augmentation
+keyed by the *global* example index -> f on the batch (global batch norm across devices)
+-> embeddings and labels of the *whole* global batch on every device -> mining and loss on
+the global batch (``metric_loss``) -> gradients summed across devices -> optimizer.
+
+Mining sees the global batch on every driver. Under ``jit`` the batch is one global array
+and XLA inserts the collectives. Under ``shard_map``/``pmap`` each device gathers every
+device's embeddings with ``gather_global_batch`` and computes the same global loss; that
+gather's backward pass hands each device d(loss)/d(its own rows), so summing the parameter
+gradients over devices (``drivers.sum_gradients``) gives the single-device gradient.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from rl_repr import checkpoint, config_utils, evaluate, evaluate_few_shot, losses, optim, parallel
+from rl_repr.data import augment as augment_lib
+from rl_repr.data.digits import ImageDataset
+from rl_repr.models import ResNet
+from rl_repr.models.norm_choice import norm_factory
+from rl_repr.train import results_io
+from rl_repr.train.drivers import Driver, local_copy, sum_gradients
+from rl_repr.train.loop import LoopConfig, train_loop
+from rl_repr.train.metric_learning_config import validate_metric_learning_config
+from rl_repr.train.metrics import MetricsWriter
+from rl_repr.train.state import TrainState
+
+# Each loss's distance in its paper: FaceNet (squared), Hermans et al. (Euclidean), Hadsell et al.
+DEFAULT_DISTANCE = {"batch_all": "squared_euclidean", "batch_hard": "euclidean",
+                    "batch_hard_soft": "euclidean", "semi_hard": "squared_euclidean",
+                    "random_triplets": "squared_euclidean", "siamese_pairs": "euclidean"}
+
+
+# ============================================================================ model
+class ConvTrunk(nn.Module):
+    """A small conv net: 3x3 conv -> norm -> ReLU per width (stride 2 after the first), then
+    global average pooling ``[N, H, W, C] -> [N, widths[-1]]``, or with ``global_pool=False``
+    flattening, which keeps where each feature is (``[N, H' * W' * widths[-1]]``), float32."""
+
+    widths: Sequence[int] = (32, 64, 128)
+    global_pool: bool = True
+    norm: str = "batch"
+    dtype: Any = jnp.float32
+    bn_axis_name: str | None = None
+    num_groups: int = 8
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        norm = norm_factory(self.norm, train=train, dtype=self.dtype, bn_axis_name=self.bn_axis_name,
+                            num_groups=self.num_groups)
+        x = x.astype(self.dtype)
+        for i, width in enumerate(self.widths):
+            x = nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, padding=((1, 1), (1, 1)), use_bias=False,
+                        dtype=self.dtype, param_dtype=jnp.float32, name=f"conv{i + 1}")(x)
+            x = nn.relu(norm(name=f"norm{i + 1}")(x))
+        x = x.astype(jnp.float32)
+        return jnp.mean(x, axis=(1, 2)) if self.global_pool else x.reshape(x.shape[0], -1)
+
+
+class EmbeddingNet(nn.Module):
+    """``f(x) = W trunk(x) / ||W trunk(x)||``: images ``[N, H, W, C]`` -> unit vectors
+    ``[N, embedding_dim]`` float32 (FaceNet's L2-normalised embedding)."""
+
+    trunk: nn.Module
+    embedding_dim: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        if x.ndim != 4:
+            raise ValueError(f"EmbeddingNet: x has shape {x.shape}; pass images [N, H, W, C].")
+        z = nn.Dense(self.embedding_dim, name="embedding")(self.trunk(x, train=train))
+        # rsqrt(max(|z|^2, eps)): finite value and gradient even for a zero vector.
+        return z * jax.lax.rsqrt(jnp.maximum(jnp.sum(z * z, axis=-1, keepdims=True), 1e-12))
+
+
+def build_model(config: ml_collections.ConfigDict, bn_axis_name: str | None) -> EmbeddingNet:
+    dtype = jnp.bfloat16 if config.compute_dtype == "bfloat16" else jnp.float32
+    m = config.model
+    if m.architecture == "resnet":
+        trunk = ResNet(depth=m.depth, num_classes=None, width_multiplier=m.width_multiplier,
+                       small_image_stem=m.small_image_stem, norm=m.norm, dtype=dtype,
+                       bn_axis_name=bn_axis_name, num_groups=m.num_groups)
+    else:
+        trunk = ConvTrunk(widths=tuple(m.conv_widths), global_pool=m.global_pool, norm=m.norm, dtype=dtype,
+                          bn_axis_name=bn_axis_name, num_groups=m.num_groups)
+    return EmbeddingNet(trunk=trunk, embedding_dim=m.embedding_dim)
+
+
+# ============================================================================ data
+@dataclasses.dataclass(frozen=True)
+class ClassSplit:
+    """Training images of the training classes; held-out images of the held-out classes; and
+    ``seen``: the training classes' images in the other evaluation splits (None if there are
+    none), which shows how much of what the metric does on its own classes carries over."""
+
+    train: ImageDataset
+    heldout: ImageDataset
+    seen: ImageDataset | None = None
+
+
+def _select(dataset: ImageDataset, keep: np.ndarray) -> ImageDataset:
+    return ImageDataset(images=dataset.images[keep], labels=dataset.labels[keep],
+                        num_classes=dataset.num_classes, name=dataset.name)
+
+
+def load_class_split(config: ml_collections.ConfigDict) -> ClassSplit:
+    """Loads ``config.dataset`` and splits it by class (never downloads).
+
+    Held-out classes: ``config.eval_classes``, or every id with ``id % eval_every_nth_class
+    == 0``. Training set: ``config.train_split`` minus the held-out classes and minus classes
+    with fewer than ``min_images_per_class`` images. Held-out set: the held-out classes'
+    images of every split in ``config.eval_splits``.
+    """
+    from rl_repr.data.tfds_images import load_image_dataset  # noqa: PLC0415 (TF only for tfds sets)
+
+    splits = {}
+    for split in {config.train_split, *config.eval_splits}:
+        extra = {} if config.dataset == "digits" else {"image_size": config.image_size or None}
+        splits[split] = load_image_dataset(config.dataset, split, config.data_dir or None, **extra)
+    num_classes = splits[config.train_split].num_classes
+    heldout = np.array(config.eval_classes or range(0, num_classes, config.eval_every_nth_class))
+    train = splits[config.train_split]
+    ids, counts = np.unique(train.labels[train.labels >= 0], return_counts=True)
+    trainable = np.setdiff1d(ids[counts >= config.min_images_per_class], heldout)
+
+    def gather(names, classes):
+        parts = [_select(splits[s], np.isin(splits[s].labels, classes)) for s in names]
+        return ImageDataset(images=np.concatenate([d.images for d in parts]),
+                            labels=np.concatenate([d.labels for d in parts]), num_classes=num_classes,
+                            name=train.name) if parts else None
+
+    return ClassSplit(train=_select(train, np.isin(train.labels, trainable)),
+                      heldout=gather(config.eval_splits, heldout),
+                      seen=gather([s for s in config.eval_splits if s != config.train_split], trainable))
+
+
+def pk_batch_indices(labels: np.ndarray, classes_per_batch: int, examples_per_class: int, *,
+                     seed: int, step: int) -> np.ndarray:
+    """Rows of step ``step``'s PK batch (Hermans et al. 2017): ``[P * K]``, class-major.
+
+    P distinct classes drawn uniformly, then K distinct images of each (with replacement
+    only for a class that has fewer than K). A pure function of ``(seed, step)``, so a
+    resumed run draws the batches an uninterrupted run would have drawn.
+    """
+    classes = np.unique(labels)
+    if len(classes) < classes_per_batch:
+        raise ValueError(f"config.classes_per_batch={classes_per_batch} exceeds the {len(classes)} "
+                         "training classes; lower it or train on more classes.")
+    rng = np.random.default_rng((seed, step))
+    rows = []
+    for cls in rng.choice(classes, classes_per_batch, replace=False):
+        members = np.flatnonzero(labels == cls)
+        rows.append(rng.choice(members, examples_per_class, replace=len(members) < examples_per_class))
+    return np.concatenate(rows)
+
+
+# ============================================================================ mining
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def gather_global_batch(local: jax.Array, axis_name: str) -> jax.Array:
+    """``all_gather(local, tiled=True)``: ``[n, ...]`` per device -> ``[devices * n, ...]``.
+
+    Its backward pass returns the cotangent's own rows, unsummed. Every device computes the
+    same global loss from the gathered batch, so the cotangent is identical on every device;
+    all_gather's default transpose (a psum_scatter) would add those copies and multiply
+    every gradient by the number of devices.
+    """
+    return jax.lax.all_gather(local, axis_name, tiled=True)
+
+
+def _gather_fwd(local, axis_name):
+    return jax.lax.all_gather(local, axis_name, tiled=True), None
+
+
+def _gather_bwd(axis_name, _, cotangent):
+    rows = cotangent.shape[0] // jax.lax.axis_size(axis_name)
+    start = jax.lax.axis_index(axis_name) * rows
+    return (jax.lax.dynamic_slice_in_dim(cotangent, start, rows, axis=0),)
+
+
+gather_global_batch.defvjp(_gather_fwd, _gather_bwd)
+
+
+def sample_partners(key: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One column per row drawn uniformly where ``mask [B, B]`` is True: ``(index [B], has_any [B])``.
+
+    The argmax of uniform noise restricted to the mask is a uniform draw among its True entries.
+    """
+    scores = jnp.where(mask, jax.random.uniform(key, mask.shape), -1.0)
+    return jnp.argmax(scores, axis=1), jnp.any(mask, axis=1)
+
+
+def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+    return jnp.sum(jnp.where(mask, values, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
+
+
+def metric_loss(embeddings: jax.Array, labels: jax.Array, key: jax.Array, *, loss: str,
+                margin: float = 0.2, pair_margin: float = 1.0, distance: str = ""
+                ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The configured loss of one labelled batch ``embeddings [B, d]``, ``labels [B]``.
+
+    * ``batch_all`` / ``batch_hard`` / ``batch_hard_soft`` / ``semi_hard``: the online-mining
+      losses of :mod:`rl_repr.losses.metric` (Hermans et al. 2017; FaceNet).
+    * ``random_triplets``: each anchor a with a uniformly drawn positive p and negative n,
+      ``mean_a max(d(a, p) - d(a, n) + margin, 0)``: the unmined baseline the slides warn
+      about (most random triplets already satisfy the margin).
+    * ``siamese_pairs``: each anchor paired with a random positive (y = 1) and a random
+      negative (y = 0), ``mean [y D^2 + (1 - y) max(pair_margin - D, 0)^2]`` over the 2B pairs
+      (Hadsell, Chopra & LeCun 2006).
+
+    ``distance=''`` picks the loss's paper default (``DEFAULT_DISTANCE``); ``key`` drives the
+    random draws. Anchors without a positive or a negative in the batch are left out.
+
+    Returns ``(loss, diagnostics)``; diagnostics are the mean squared distances of positive
+    and of negative pairs, and for batch-all the fraction of active triplets.
+    """
+    if embeddings.ndim != 2 or labels.shape != embeddings.shape[:1]:
+        raise ValueError(f"metric_loss: embeddings {embeddings.shape} and labels {labels.shape}; "
+                         "pass [B, d] embeddings and one label per row.")
+    distance = distance or DEFAULT_DISTANCE[loss]
+    same = labels[:, None] == labels[None, :]
+    positive_mask, negative_mask = same & ~jnp.eye(labels.shape[0], dtype=bool), ~same
+    squared = losses.pairwise_squared_euclidean(jax.lax.stop_gradient(embeddings))
+    diagnostics = {"positive_distance": _masked_mean(squared, positive_mask),
+                   "negative_distance": _masked_mean(squared, negative_mask)}
+    if loss == "batch_all":
+        value, diagnostics["fraction_active"] = losses.batch_all_triplet_loss(
+            embeddings, labels, margin, distance=distance)
+    elif loss in ("batch_hard", "batch_hard_soft"):
+        value = losses.batch_hard_triplet_loss(embeddings, labels, margin, soft=loss == "batch_hard_soft",
+                                               distance=distance)
+    elif loss == "semi_hard":
+        value = losses.semi_hard_triplet_loss(embeddings, labels, margin, distance=distance)
+    elif loss in ("random_triplets", "siamese_pairs"):
+        positive_key, negative_key = jax.random.split(key)
+        positive, has_positive = sample_partners(positive_key, positive_mask)
+        negative, has_negative = sample_partners(negative_key, negative_mask)
+        if loss == "random_triplets":
+            per_anchor = jax.vmap(functools.partial(losses.triplet_loss, margin=margin, distance=distance))(
+                embeddings, embeddings[positive], embeddings[negative])
+            value = _masked_mean(per_anchor, has_positive & has_negative)
+        else:
+            partners = jnp.concatenate([positive, negative])
+            anchors = jnp.concatenate([embeddings, embeddings])
+            pair_d = losses.paired_distance(anchors, embeddings[partners], distance=distance)
+            is_same = jnp.concatenate([jnp.ones_like(has_positive), jnp.zeros_like(has_negative)])
+            per_pair = jax.vmap(functools.partial(losses.contrastive_pair_loss, margin=pair_margin))(
+                pair_d, is_same)
+            value = _masked_mean(per_pair, jnp.concatenate([has_positive, has_negative]))
+    else:
+        raise ValueError(f"loss={loss!r} is not a metric-learning loss; use one of {tuple(DEFAULT_DISTANCE)}.")
+    return value, diagnostics
+
+
+# ============================================================================ step
+def make_per_device_step(config, optimizer, schedule, augment_config, base_key) -> Callable:
+    """The metric-learning update as a per-device program (see ``rl_repr.train.drivers``)."""
+    loss_fn_kwargs = dict(loss=config.loss, margin=config.margin, pair_margin=config.pair_margin,
+                          distance=config.distance)
+
+    def per_device_step(state: TrainState, batch: dict, axis_name: str | None):
+        model = build_model(config, axis_name if config.global_bn else None)
+        images, labels = batch["image"], batch["label"]
+        n = images.shape[0]
+        offset = 0 if axis_name is None else jax.lax.axis_index(axis_name) * n
+        augment_key, mining_key = jax.random.split(jax.random.fold_in(base_key, state.step))
+        pixels = augment_lib.to_float_images(images)
+        if augment_config is not None:  # one key per global example: any sharding draws the same views
+            keys = jax.vmap(lambda i: jax.random.fold_in(augment_key, i))(offset + jnp.arange(n))
+            pixels = jax.vmap(functools.partial(augment_lib.augment_image, config=augment_config))(keys, pixels)
+        all_labels = labels if axis_name is None else jax.lax.all_gather(labels, axis_name, tiled=True)
+
+        def loss_fn(params):
+            embeddings, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, pixels,
+                                              train=True, mutable=["batch_stats"])
+            if axis_name is not None:
+                embeddings = gather_global_batch(embeddings, axis_name)
+            value, diagnostics = metric_loss(embeddings, all_labels, mining_key, **loss_fn_kwargs)
+            return value, (diagnostics, updates.get("batch_stats", state.batch_stats))
+
+        (loss, (diagnostics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        grads = sum_gradients(grads, axis_name)
+        if axis_name is not None and not config.global_bn:  # keep one copy of the running statistics
+            batch_stats = jax.lax.pmean(batch_stats, axis_name)
+        new_state = state.apply_gradients(grads, optimizer, batch_stats)
+        return new_state, {"loss": loss, "learning_rate": schedule(state.step), **diagnostics}
+
+    return per_device_step
+
+
+# ============================================================================ run
+@dataclasses.dataclass
+class MetricLearningRun:
+    """Everything a run needs before its first step (tests drive steps through this too)."""
+
+    config: ml_collections.ConfigDict
+    data: ClassSplit
+    driver: Driver
+    state: TrainState            # initial global state (the restore target)
+    step_fn: Callable            # compiled (placed_state, placed_batch) -> (placed_state, metrics)
+    init_key: jax.Array
+
+    def batch_for_step(self, step: int) -> dict:
+        rows = pk_batch_indices(self.data.train.labels, self.config.classes_per_batch,
+                                self.config.examples_per_class, seed=self.config.seed, step=step)
+        rows = np.array_split(rows, jax.process_count())[jax.process_index()]  # this process's rows
+        return self.driver.put_batch({"image": self.data.train.images[rows],
+                                      "label": self.data.train.labels[rows]})
+
+
+def _optimizer_config(config) -> ml_collections.ConfigDict:
+    keys = ("optimizer", "base_lr", "lr_scaling", "weight_decay", "momentum", "warmup_steps")
+    return ml_collections.ConfigDict({**{k: config[k] for k in keys}, "total_steps": config.num_steps,
+                                      "batch_size": config.classes_per_batch * config.examples_per_class})
+
+
+def init_state(config, optimizer, key, image_shape) -> TrainState:
+    model = build_model(config, bn_axis_name=None)
+    variables = jax.jit(functools.partial(model.init, train=False))(key, jnp.zeros((2, *image_shape)))
+    return TrainState.create(variables["params"], variables.get("batch_stats", {}), optimizer)
+
+
+def build_run(config: ml_collections.ConfigDict) -> MetricLearningRun:
+    """Validates the config, builds the mesh, the class split, the model and the compiled step."""
+    validate_metric_learning_config(config)
+    parallel.maybe_initialize_distributed(config)
+    mesh = parallel.make_mesh(config.num_devices or None)
+    parallel.check_batch_divisible(config.classes_per_batch * config.examples_per_class, mesh)
+    data = load_class_split(config)
+    pk_batch_indices(data.train.labels, config.classes_per_batch, 2, seed=0, step=0)  # enough classes?
+    augment_config = (augment_lib.AugmentConfig(**config.augment.to_dict())
+                      if config.augment_enabled else None)
+    optimizer, schedule = optim.make_optimizer(_optimizer_config(config))
+    # 'rbg' keys compile parameter init ~7x faster on CPU (see simclr.build_run); augmentation
+    # and mining keys stay threefry, whose draws do not depend on the sharding.
+    init_key = jax.random.key(config.seed, impl="rbg")
+    base_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
+    state = init_state(config, optimizer, init_key, data.train.image_shape)
+    driver = Driver(config.parallel, mesh)
+    step_fn = driver.compile_step(make_per_device_step(config, optimizer, schedule, augment_config, base_key))
+    return MetricLearningRun(config, data, driver, state, step_fn, init_key)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       stop_after_step: int | None = None) -> dict:
+    """Trains as configured, benchmarks the held-out classes, and returns (and writes) the results.
+
+    ``stop_after_step`` stops early with a checkpoint, as a preempted job would; rerunning
+    with the same ``workdir`` resumes.
+    """
+    run = build_run(config)
+    os.makedirs(workdir, exist_ok=True)
+    if jax.process_index() == 0:
+        config_utils.config_to_json(config, os.path.join(workdir, "config.json"))
+    heldout = run.data.heldout
+
+    def heldout_monitor(global_state, step):
+        features = embed_images(config, global_state, heldout.images)
+        e = config.eval
+        score = evaluate_few_shot.few_shot_accuracy(
+            features, heldout.labels, n_way=e.n_way, k_shot=e.shots[0], num_queries=e.num_queries,
+            num_episodes=e.num_episodes, seed=e.seed, classifier=e.classifier)
+        return {f"heldout_{e.n_way}way_{e.shots[0]}shot_accuracy": score["accuracy"]}
+
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                   save_every_steps=config.checkpoint_every_steps)
+    writer = MetricsWriter(workdir)
+    loop = LoopConfig(total_steps=config.num_steps, log_every=config.log_every_steps,
+                      eval_every=config.eval_every_steps, stop_after=stop_after_step)
+    state, step = train_loop(state=run.state, driver=run.driver, step_fn=run.step_fn,
+                             batch_for_step=run.batch_for_step, loop=loop, checkpointer=ckpt,
+                             writer=writer, evaluate=heldout_monitor)
+    ckpt.close()
+    if step < config.num_steps:  # stopped early (preemption): evaluate on the next run
+        writer.close()
+        return {"stopped_at_step": step}
+
+    results = final_evaluation(config, state, run.init_key, run.data)
+    results.update(steps=config.num_steps, loss=config.loss, batch_size=config.classes_per_batch *
+                   config.examples_per_class, train_classes=[int(c) for c in np.unique(run.data.train.labels)],
+                   heldout_classes=[int(c) for c in np.unique(heldout.labels)],
+                   num_train_images=run.data.train.num_examples, num_heldout_images=heldout.num_examples)
+    writer.write(step, {k: v for k, v in results.items() if isinstance(v, float)})
+    writer.close()
+    results_io.write_results(workdir, results)
+    return results
+
+
+# ============================================================================ evaluation
+def _trunk(module: EmbeddingNet, x: jax.Array, train: bool) -> jax.Array:
+    return module.trunk(x, train=train)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _apply_eval(model: EmbeddingNet, layer: str, variables: dict, images: jax.Array) -> jax.Array:
+    # Model and layer are static (flax modules hash by value) and the weights are arguments,
+    # so every evaluation of a run reuses one compilation.
+    method = _trunk if layer == "trunk" else None
+    return model.apply(variables, augment_lib.to_float_images(images), train=False, method=method)
+
+
+def embed_images(config, state: TrainState, images: np.ndarray, *, layer: str = "embedding") -> np.ndarray:
+    """``f(images)`` ``[N, embedding_dim]`` (or the trunk's ``h`` for ``layer='trunk'``) with
+    eval-mode batch norm, on this process."""
+    variables = local_copy({"params": state.params, "batch_stats": state.batch_stats})
+    apply = functools.partial(_apply_eval, build_model(config, bn_axis_name=None), layer, variables)
+    return evaluate.embed(apply, images, batch_size=config.eval_batch_size)
+
+
+def _benchmark_kwargs(config) -> dict:
+    """The ``benchmark_embeddings`` settings of ``config.eval``."""
+    e = config.eval
+    return dict(n_way=e.n_way, shots=tuple(e.shots), num_queries=e.num_queries, num_episodes=e.num_episodes,
+                num_pairs=e.num_pairs, num_folds=e.num_folds, recall_ks=tuple(e.recall_ks), seed=e.seed,
+                classifier=e.classifier)
+
+
+def final_evaluation(config, state, init_key, data: ClassSplit) -> dict:
+    """Few-shot, verification and recall@k of the held-out classes for the trained f, for its
+    trunk's h (``config.eval.trunk_features``: what the last dense layer and the normalisation
+    discard), and (``config.baselines``) for raw pixels and for f at its random initialisation;
+    plus f on unseen images of the training classes (``config.eval.seen_classes``)."""
+    heldout = data.heldout
+    benchmark = functools.partial(evaluate_few_shot.benchmark_embeddings, labels=heldout.labels,
+                                  **_benchmark_kwargs(config))
+    results: dict[str, Any] = dict(benchmark(embed_images(config, state, heldout.images)))
+    if config.eval.trunk_features:
+        trunk = embed_images(config, state, heldout.images, layer="trunk")
+        results.update({f"trunk_{k}": v for k, v in benchmark(trunk).items()})
+    if config.baselines:
+        pixels = heldout.images.reshape(heldout.num_examples, -1).astype(np.float32) / 255.0
+        results.update({f"raw_pixels_{k}": v for k, v in benchmark(pixels).items()})
+        random_state = init_state(config, optim.make_optimizer(_optimizer_config(config))[0], init_key,
+                                  heldout.image_shape)
+        random_features = embed_images(config, random_state, heldout.images)
+        results.update({f"random_init_{k}": v for k, v in benchmark(random_features).items()})
+    if config.eval.seen_classes and data.seen is not None:
+        seen = evaluate_few_shot.benchmark_embeddings(embed_images(config, state, data.seen.images),
+                                                      data.seen.labels, **_benchmark_kwargs(config))
+        results.update({f"seen_classes_{k}": v for k, v in seen.items()})
+    return results

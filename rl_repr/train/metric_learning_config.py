@@ -1,0 +1,140 @@
+"""The metric-learning trainer's config: every key, its default, and the rule it must satisfy.
+
+Recipes in ``configs/`` (``metric_digits.py``, ``metric_lfw.py``) start from
+``metric_learning_defaults()`` and override what differs; the trainer calls
+``validate_metric_learning_config`` before anything compiles, so a bad value stops the run
+with one sentence that names the key.
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from rl_repr import config_utils as cu
+
+# Mining strategies (see rl_repr.train.metric_learning.metric_loss).
+LOSSES = ("batch_all", "batch_hard", "batch_hard_soft", "semi_hard", "random_triplets",
+          "siamese_pairs")
+ARCHITECTURES = ("conv", "resnet")
+DISTANCES = ("", "squared_euclidean", "euclidean", "cosine")
+OPTIMIZERS = ("lars", "sgd", "adamw")
+LR_SCALINGS = ("linear", "sqrt", "none")
+NORMS = ("batch", "group", "layer", "instance")
+DTYPES = ("float32", "bfloat16")
+DRIVERS = ("jit", "shard_map", "pmap")
+DEPTHS = (18, 34, 50, 101, 152)
+CLASSIFIERS = ("nearest_neighbor", "prototype")
+
+
+def metric_learning_defaults() -> ml_collections.ConfigDict:
+    """Semi-hard triplets on the digits, classes 0-4 trained and 5-9 held out."""
+    c = ml_collections.ConfigDict()
+    c.method = "metric_learning"
+    c.seed = 0
+    # ---- data: training classes and the held-out classes of the one-shot benchmarks
+    c.dataset = "digits"          # 'digits' (bundled) or a tfds name such as 'lfw'
+    c.data_dir = ""               # tfds data dir ('' = tfds default); nothing is downloaded
+    c.image_size = 0              # 0 = the dataset's own size; else resize + centre crop
+    c.train_split = "train"       # training images: this split, training classes only
+    c.eval_splits = ("train", "test")  # held-out images: these splits, held-out classes only
+    c.eval_classes = (5, 6, 7, 8, 9)   # held-out class ids; () = use eval_every_nth_class
+    c.eval_every_nth_class = 0    # >0 and eval_classes == (): hold out ids with id % n == 0
+    c.min_images_per_class = 2    # training classes with fewer images are dropped
+    # ---- PK batches: P classes x K images (global batch P * K)
+    c.classes_per_batch = 5
+    c.examples_per_class = 16
+    # ---- embedding network: trunk -> dense -> L2 normalisation
+    c.model = ml_collections.ConfigDict(dict(
+        architecture="conv", conv_widths=(32, 64, 128), global_pool=True, depth=18, width_multiplier=0.25,
+        small_image_stem=True, norm="batch", num_groups=8, embedding_dim=64))
+    # ---- loss
+    c.loss = "semi_hard"
+    c.margin = 0.2                # triplet margin (FaceNet: 0.2 on unit-norm embeddings)
+    c.pair_margin = 1.0           # Siamese contrastive margin on the Euclidean distance
+    c.distance = ""               # '' = the loss's paper default (see metric_learning)
+    # ---- optimisation
+    c.num_steps = 1000
+    c.warmup_steps = 50
+    c.optimizer = "adamw"
+    c.base_lr = 1e-3
+    c.lr_scaling = "none"
+    c.weight_decay = 1e-4
+    c.momentum = 0.9
+    # ---- augmentation (fields of rl_repr.data.augment.AugmentConfig)
+    c.augment_enabled = True
+    c.augment = ml_collections.ConfigDict(dict(
+        crop=True, crop_area=(0.6, 1.0), crop_aspect=(0.8, 1.25), flip=False,
+        color_jitter_strength=0.5, color_jitter_prob=0.8, grayscale_prob=0.0,
+        blur_prob=0.0, blur_sigma=(0.1, 2.0), rotate_degrees=10.0, translate_fraction=0.0,
+        cutout_prob=0.25, cutout_fraction=0.25))
+    # ---- systems
+    c.parallel = "jit"            # 'jit' | 'shard_map' | 'pmap'
+    c.num_devices = 0             # 0 = every device
+    c.compute_dtype = "float32"
+    c.global_bn = True            # per-device drivers: batch statistics over the global batch
+    c.distributed = ml_collections.ConfigDict(dict(
+        coordinator_address="", num_processes=1, process_id=0))
+    # ---- evaluation on the held-out classes (rl_repr.evaluate_few_shot)
+    c.eval = ml_collections.ConfigDict(dict(
+        n_way=5, shots=(1, 5), num_queries=15, num_episodes=600, num_pairs=3000, num_folds=10,
+        recall_ks=(1, 2, 4, 8), classifier="nearest_neighbor", seed=0, trunk_features=True,
+        seen_classes=True))       # also score unseen images of the training classes (other splits)
+    c.baselines = True            # raw pixels and the same network at random init
+    # ---- bookkeeping
+    c.checkpoint_every_steps = 500
+    c.log_every_steps = 50
+    c.eval_every_steps = 0        # held-out one-shot monitor cadence (0 = only at the end)
+    c.eval_batch_size = 512
+    return c
+
+
+def _eval_rules() -> list[cu.Rule]:
+    return [
+        cu.Rule("eval.n_way", lambda n, c: isinstance(n, int) and n >= 2, "an integer >= 2"),
+        cu.Rule("eval.shots", lambda s, c: len(s) > 0 and all(isinstance(k, int) and k >= 1 for k in s),
+                "a non-empty tuple of integers >= 1, e.g. (1, 5)"),
+        cu.positive_int("eval.num_queries"), cu.positive_int("eval.num_episodes"),
+        cu.Rule("eval.num_pairs", lambda p, c: isinstance(p, int) and p >= 2 * c.eval.num_folds,
+                "an integer of at least 2 * config.eval.num_folds"),
+        cu.Rule("eval.num_folds", lambda f, c: isinstance(f, int) and f >= 2, "an integer >= 2"),
+        cu.Rule("eval.recall_ks", lambda ks, c: len(ks) > 0 and all(isinstance(k, int) and k >= 1 for k in ks),
+                "a non-empty tuple of integers >= 1, e.g. (1, 2, 4, 8)"),
+        cu.one_of("eval.classifier", CLASSIFIERS), cu.non_negative_int("eval.seed"),
+    ]
+
+
+def metric_learning_rules() -> list[cu.Rule]:
+    """Every rule a metric-learning config must satisfy."""
+    return [
+        cu.one_of("method", ("metric_learning",)),
+        cu.one_of("loss", LOSSES), cu.one_of("distance", DISTANCES),
+        cu.one_of("model.architecture", ARCHITECTURES), cu.one_of("model.norm", NORMS),
+        cu.one_of("model.depth", DEPTHS), cu.positive("model.width_multiplier"),
+        cu.Rule("model.conv_widths", lambda w, c: len(w) > 0 and all(isinstance(x, int) and x > 0 for x in w),
+                "a non-empty tuple of positive channel counts, e.g. (32, 64, 128)"),
+        cu.positive_int("model.num_groups"), cu.positive_int("model.embedding_dim"),
+        cu.Rule("classes_per_batch", lambda p, c: isinstance(p, int) and p >= 2,
+                "an integer >= 2 (a triplet needs a negative class in the batch)"),
+        cu.Rule("examples_per_class", lambda k, c: isinstance(k, int) and k >= 2,
+                "an integer >= 2 (a triplet needs a positive in the batch)"),
+        cu.Rule("eval_classes", lambda e, c: len(e) > 0 or c.eval_every_nth_class > 0,
+                "a non-empty tuple of class ids, or () with config.eval_every_nth_class > 0"),
+        cu.non_negative_int("eval_every_nth_class"),
+        cu.Rule("min_images_per_class", lambda m, c: isinstance(m, int) and m >= 2, "an integer >= 2"),
+        cu.Rule("eval_splits", lambda s, c: len(s) > 0, "a non-empty tuple of split names"),
+        cu.one_of("compute_dtype", DTYPES), cu.one_of("parallel", DRIVERS),
+        cu.one_of("optimizer", OPTIMIZERS), cu.one_of("lr_scaling", LR_SCALINGS),
+        cu.positive("margin"), cu.positive("pair_margin"),
+        cu.positive_int("num_steps"), cu.non_negative_int("warmup_steps"),
+        cu.Rule("warmup_steps", lambda w, c: w <= c.num_steps, "at most config.num_steps"),
+        cu.positive("base_lr"), cu.non_negative("weight_decay"),
+        cu.in_interval("momentum", 0.0, 1.0, high_inclusive=False),
+        cu.non_negative_int("num_devices"), cu.non_negative_int("image_size"),
+        cu.positive_int("checkpoint_every_steps"), cu.positive_int("log_every_steps"),
+        cu.non_negative_int("eval_every_steps"), cu.positive_int("eval_batch_size"),
+        *_eval_rules(),
+    ]
+
+
+def validate_metric_learning_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ``ConfigError`` with one sentence per bad key: its value and the fix."""
+    cu.validate_config(config, metric_learning_rules())

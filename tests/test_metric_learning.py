@@ -1,0 +1,253 @@
+"""The metric-learning trainer: PK batches, mining on the gathered global batch, drivers, runs.
+
+References: numpy formulas for the random-triplet and Siamese losses, finite differences
+(float64) for their gradients, and the single-device value and gradient for the sharded
+paths (8 fake CPU devices from conftest).
+"""
+import functools
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+from jax.test_util import check_grads
+
+from rl_repr import checkpoint, config_utils, main, parallel
+from rl_repr.train import metric_learning as ml
+from rl_repr.train.metric_learning_config import LOSSES, metric_learning_defaults, metric_learning_rules
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(**overrides):
+    c = metric_learning_defaults()
+    c.classes_per_batch, c.examples_per_class = 4, 4      # 16 rows: 2 per fake device
+    c.model.update(conv_widths=(4, 8), embedding_dim=8)
+    c.num_steps, c.warmup_steps = 4, 1
+    c.checkpoint_every_steps, c.log_every_steps = 2, 1
+    c.eval.update(num_episodes=40, num_queries=5, num_pairs=60, recall_ks=(1, 2))
+    c.baselines = False
+    for key, value in overrides.items():
+        target = c
+        *parents, leaf = key.split(".")
+        for p in parents:
+            target = target[p]
+        target[leaf] = value
+    return c
+
+
+# ------------------------------------------------------------------ PK batches
+def test_pk_batches_are_p_classes_times_k_images_and_a_function_of_the_step():
+    labels = np.repeat(np.arange(6), [10, 10, 10, 10, 10, 3])
+    rows = ml.pk_batch_indices(labels, 4, 5, seed=1, step=7)
+    assert rows.shape == (20,)
+    blocks = labels[rows].reshape(4, 5)
+    assert np.all(blocks == blocks[:, :1]) and len(set(blocks[:, 0])) == 4
+    for block_rows, cls in zip(rows.reshape(4, 5), blocks[:, 0]):
+        if cls != 5:  # a class with >= K images gives K distinct images
+            assert len(set(block_rows)) == 5
+    np.testing.assert_array_equal(rows, ml.pk_batch_indices(labels, 4, 5, seed=1, step=7))
+    assert not np.array_equal(rows, ml.pk_batch_indices(labels, 4, 5, seed=1, step=8))
+    drawn = {c for s in range(50) for c in labels[ml.pk_batch_indices(labels, 2, 5, seed=0, step=s)]}
+    assert drawn == set(range(6))
+    with pytest.raises(ValueError, match="exceeds the 6 training classes"):
+        ml.pk_batch_indices(labels, 7, 2, seed=0, step=0)
+
+
+# ------------------------------------------------------------------ losses of the trainer
+def _batch(b=16, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(b, d))
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True), np.repeat(np.arange(b // 4), 4)
+
+
+def test_sample_partners_draws_uniformly_among_allowed_columns():
+    mask = jnp.array([[False, True, True, False, True], [True, False, False, False, False]])
+    keys = jax.random.split(jax.random.PRNGKey(0), 3000)
+    picks, has_any = jax.vmap(lambda k: ml.sample_partners(k, mask))(keys)
+    assert bool(jnp.all(has_any))
+    counts = np.bincount(np.asarray(picks[:, 0]), minlength=5) / 3000
+    np.testing.assert_allclose(counts, [0, 1 / 3, 1 / 3, 0, 1 / 3], atol=0.04)
+    assert np.all(np.asarray(picks[:, 1]) == 0)
+
+
+@pytest.mark.parametrize("loss", ["random_triplets", "siamese_pairs"])
+def test_random_triplet_and_siamese_losses_match_numpy(loss):
+    emb, labels = _batch()
+    key = jax.random.PRNGKey(3)
+    value, diagnostics = ml.metric_loss(jnp.float32(emb), jnp.asarray(labels), key, loss=loss,
+                                        margin=0.3, pair_margin=1.2)
+    same = labels[:, None] == labels[None, :]
+    positive_key, negative_key = jax.random.split(key)
+    pos = np.asarray(ml.sample_partners(positive_key, jnp.asarray(same & ~np.eye(16, dtype=bool)))[0])
+    neg = np.asarray(ml.sample_partners(negative_key, jnp.asarray(~same))[0])
+    assert np.all(labels[pos] == labels) and np.all(pos != np.arange(16)) and np.all(labels[neg] != labels)
+    d2 = lambda a, b: np.sum((a - b) ** 2, axis=1)  # noqa: E731
+    if loss == "random_triplets":   # FaceNet's hinge on squared distances
+        expected = np.mean(np.maximum(d2(emb, emb[pos]) - d2(emb, emb[neg]) + 0.3, 0))
+    else:                           # Hadsell et al. on Euclidean distances (without the 1/2)
+        expected = np.mean(np.concatenate([d2(emb, emb[pos]),
+                                           np.maximum(1.2 - np.sqrt(d2(emb, emb[neg])), 0) ** 2]))
+    assert float(value) == pytest.approx(expected, rel=1e-5)
+    sq = np.sum((emb[:, None] - emb[None]) ** 2, -1)
+    assert float(diagnostics["negative_distance"]) == pytest.approx(sq[~same].mean(), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["random_triplets", "siamese_pairs"])
+def test_random_triplet_and_siamese_gradients_match_finite_differences(loss):
+    emb, labels = _batch(b=8, d=3, seed=1)
+    with jax.enable_x64(True):
+        fn = lambda e: ml.metric_loss(e, jnp.asarray(labels), jax.random.PRNGKey(0), loss=loss)[0]  # noqa: E731
+        check_grads(jax.jit(fn), (jnp.float64(emb * 0.7),), order=1, modes=("rev",), eps=1e-6)
+
+
+def _per_device_value_and_grad(gather):
+    """Every strategy's value and parameter gradient, per device, mining the gathered batch."""
+    def step(w, x, labels, key, axis_name):
+        def f(w, loss):
+            e = x @ w
+            e = e / jnp.linalg.norm(e, axis=1, keepdims=True)
+            all_labels = jax.lax.all_gather(labels, axis_name, tiled=True)
+            return ml.metric_loss(gather(e, axis_name), all_labels, key, loss=loss)[0]
+        out = {loss: jax.value_and_grad(f)(w, loss) for loss in LOSSES}
+        return {loss: (value, jax.lax.psum(grad, axis_name)) for loss, (value, grad) in out.items()}
+    return step
+
+
+def test_mining_on_the_gathered_batch_matches_one_device():
+    """Every strategy's value and gradient under shard_map and pmap (8 devices, 4 rows each)
+    equal the single-device ones; a plain all_gather would multiply the gradient by 8."""
+    rng = np.random.default_rng(0)
+    x = jnp.float32(rng.normal(size=(32, 6)))
+    w = jnp.float32(rng.normal(size=(6, 5)))
+    labels = jnp.asarray(rng.permutation(np.repeat(np.arange(8), 4)))
+    key = jax.random.PRNGKey(5)
+
+    @jax.jit
+    def reference(w):
+        def global_loss(w, loss):
+            e = x @ w
+            return ml.metric_loss(e / jnp.linalg.norm(e, axis=1, keepdims=True), labels, key, loss=loss)[0]
+        return {loss: jax.value_and_grad(global_loss)(w, loss) for loss in LOSSES}
+    expected = reference(w)
+
+    mesh = parallel.make_mesh(8)
+    step = functools.partial(_per_device_value_and_grad(ml.gather_global_batch), axis_name="data")
+    sharded = jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), P("data"), P("data"), P()),
+                                    out_specs=P(), check_vma=False))(w, x, labels, key)
+    pmapped = jax.pmap(step, axis_name="data", in_axes=(None, 0, 0, None))(
+        w, x.reshape(8, 4, 6), labels.reshape(8, 4), key)
+    for loss in LOSSES:
+        ref_value, ref_grad = expected[loss]
+        assert float(ref_value) > 0 and float(jnp.abs(ref_grad).max()) > 0, loss
+        for value, grad in (sharded[loss], jax.tree.map(lambda t: t[0], pmapped[loss])):
+            np.testing.assert_allclose(value, ref_value, rtol=1e-5, err_msg=loss)
+            np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-6, err_msg=loss)
+
+    plain = functools.partial(_per_device_value_and_grad(lambda e, a: jax.lax.all_gather(e, a, tiled=True)),
+                              axis_name="data")
+    plain_out = jax.pmap(plain, axis_name="data", in_axes=(None, 0, 0, None))(
+        w, x.reshape(8, 4, 6), labels.reshape(8, 4), key)
+    np.testing.assert_allclose(plain_out["semi_hard"][1][0], 8 * expected["semi_hard"][1], rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ model
+def test_embedding_net_outputs_unit_vectors_of_the_configured_size():
+    config = tiny_config()
+    model = ml.build_model(config, None)
+    images = jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 8, 1))
+    variables = model.init(jax.random.PRNGKey(1), images, train=False)
+    z = model.apply(variables, images, train=False)
+    assert z.shape == (3, 8)
+    np.testing.assert_allclose(jnp.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
+    resnet = ml.build_model(tiny_config(**{"model.architecture": "resnet", "model.width_multiplier": 0.0625}), None)
+    shapes = jax.eval_shape(lambda: resnet.apply(resnet.init(jax.random.PRNGKey(0), images, train=False),
+                                                 images, train=False))
+    assert shapes.shape == (3, 8)
+
+
+# ------------------------------------------------------------------ drivers
+def _train(config, num_steps=3):
+    run = ml.build_run(config)
+    placed = run.driver.put_state(run.state)
+    losses = []
+    for step in range(num_steps):
+        placed, metrics = run.step_fn(placed, run.batch_for_step(step))
+        losses.append(float(metrics["loss"]))
+    return np.array(losses), jax.device_get(run.driver.get_state(placed))
+
+
+@pytest.fixture(scope="module")
+def jit_8_devices():
+    return _train(tiny_config(parallel="jit", loss="siamese_pairs"))
+
+
+@pytest.mark.parametrize("overrides", [dict(parallel="shard_map"), dict(parallel="pmap"),
+                                       dict(parallel="jit", num_devices=1)])
+def test_drivers_and_device_counts_train_identically(overrides, jit_8_devices):
+    """Global batch norm, per-example augmentation keys and the random Siamese pairs all
+    see the global batch, so every driver takes the same steps."""
+    ref_losses, ref_state = jit_8_devices
+    losses, state = _train(tiny_config(loss="siamese_pairs", **overrides))
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    chex.assert_trees_all_close(state.params, ref_state.params, rtol=1e-4, atol=1e-5)
+    chex.assert_trees_all_close(state.batch_stats, ref_state.batch_stats, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ runs
+def _params(workdir):
+    ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), save_every_steps=2)
+    state, step = ckpt.restore_latest(ml.build_run(tiny_config()).state)
+    ckpt.close()
+    return jax.device_get(state.params), step
+
+
+def test_run_writes_results_and_resumes_to_identical_parameters(tmp_path):
+    full, part = str(tmp_path / "full"), str(tmp_path / "part")
+    results = ml.train_and_evaluate(tiny_config(baselines=True), full)
+    for name in ("results.json", "config.json", "metrics.jsonl"):
+        assert os.path.isfile(os.path.join(full, name)), name
+    assert json.load(open(os.path.join(full, "results.json")))["steps"] == 4
+    assert results["train_classes"] == [0, 1, 2, 3, 4] and results["heldout_classes"] == [5, 6, 7, 8, 9]
+    for prefix in ("", "trunk_", "raw_pixels_", "random_init_", "seen_classes_"):
+        for key in ("5way_1shot_accuracy", "5way_5shot_ci95", "verification_accuracy", "recall_at_2"):
+            assert 0.0 <= results[prefix + key] <= 1.0, prefix + key
+    assert ml.train_and_evaluate(tiny_config(), part, stop_after_step=2) == {"stopped_at_step": 2}
+    resumed = ml.train_and_evaluate(tiny_config(), part)
+    (params, step), (ref_params, ref_step) = _params(part), _params(full)
+    assert step == ref_step == 4
+    chex.assert_trees_all_equal(params, ref_params)
+    assert resumed["5way_1shot_accuracy"] == results["5way_1shot_accuracy"]
+
+
+# ------------------------------------------------------------------ configs
+def test_bad_values_fail_naming_the_key():
+    with pytest.raises(config_utils.ConfigError) as error:
+        ml.build_run(tiny_config(loss="hardest", examples_per_class=1, **{"eval.num_episodes": 0}))
+    message = str(error.value)
+    assert "'loss' has invalid value 'hardest'" in message
+    assert "'examples_per_class' has invalid value 1" in message and "'eval.num_episodes'" in message
+    with pytest.raises(ValueError, match="8 devices"):
+        ml.build_run(tiny_config(classes_per_batch=3, examples_per_class=3))
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_digits_recipe_selects_each_strategy(loss):
+    config = config_utils.load_config_file(os.path.join(ROOT, "configs/metric_digits.py"), loss)
+    assert config.loss == loss and config.eval.num_episodes >= 600 and config.baselines
+    small = config_utils.load_config_file(os.path.join(ROOT, "configs/metric_digits.py"), f"{loss},runlocal")
+    assert small.loss == loss and small.num_steps < config.num_steps
+    config_utils.validate_config(small, metric_learning_rules())
+
+
+def test_recipes_reject_unknown_arguments_and_lfw_recipe_is_valid():
+    with pytest.raises(ValueError, match="one of"):
+        config_utils.load_config_file(os.path.join(ROOT, "configs/metric_digits.py"), "hardest")
+    lfw = config_utils.load_config_file(os.path.join(ROOT, "configs/metric_lfw.py"))
+    assert lfw.dataset == "lfw" and lfw.model.architecture == "resnet"
+    ml.validate_metric_learning_config(lfw)
+    assert main.TRAINERS["metric_learning"] == "rl_repr.train.metric_learning"

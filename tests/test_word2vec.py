@@ -1,0 +1,200 @@
+"""The word2vec trainer: SGD updates against a float64 numpy reference, sharding, resume, recovery."""
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from rl_repr import config_utils, parallel
+from rl_repr.data import text_batches as tb
+from rl_repr.data import text_vocab as tv
+from rl_repr.train import word2vec as w2v
+from rl_repr.train.drivers import Driver
+from rl_repr.train.word2vec_config import word2vec_defaults
+
+VOCAB, DIM, WINDOW, K, LENGTH = 40, 6, 2, 3, 12
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _batch(sharing, rows, seed=0, shared=6):
+    """One update's batch ``[rows, 1, ...]`` from a 3-sentence corpus."""
+    rng = np.random.default_rng(seed)
+    corpus = tv.EncodedCorpus(ids=rng.integers(0, VOCAB, 200).astype(np.int32),
+                              sentence_ids=np.repeat([0, 1, 2], [70, 50, 80]).astype(np.int32), raw_word_count=200)
+    stream = tb.epoch_stream(corpus, np.ones(VOCAB), seed=seed, epoch=0)
+    shape = w2v.negatives_shape(sharing, window=WINDOW, positions_per_row=LENGTH, negatives_per_pair=K,
+                                shared_negatives=shared)
+    batch = tb.skipgram_batch(stream, 200 - rows * LENGTH + 5, rows=rows, positions_per_row=LENGTH, window=WINDOW,
+                              noise=tb.AliasTable.build(np.full(VOCAB, 1 / VOCAB)), negatives_shape=shape,
+                              rng=rng)
+    return {name: array[:, None] for name, array in batch.items()}  # one update per step
+
+
+def _state(seed=0):
+    rng = np.random.default_rng(seed)
+    return w2v.Word2VecState(step=jnp.zeros((), jnp.int32),
+                             input_vectors=jnp.asarray(rng.normal(0, 0.5, (VOCAB, DIM)), jnp.float32),
+                             output_vectors=jnp.asarray(rng.normal(0, 0.5, (VOCAB, DIM)), jnp.float32))
+
+
+def _numpy_sgd(state, batch, lr, sharing):
+    """One SGD step on the summed SGNS loss, pair by pair in float64, from the formula."""
+    inputs, outputs = np.float64(state.input_vectors), np.float64(state.output_vectors)
+    grad_in, grad_out, total = np.zeros_like(inputs), np.zeros_like(outputs), 0.0
+    owner = tb.pair_targets(WINDOW, LENGTH)
+    for r in range(batch["targets"].shape[0]):
+        for p in np.nonzero(batch["pair_mask"][r, 0])[0]:
+            c, t = batch["contexts"][r, 0, p], batch["targets"][r, 0, owner[p]]
+            noise, weight = batch["negatives"][r, 0], 1.0
+            if sharing == "window":
+                noise = noise[owner[p]]  # the target's K, shared by its contexts
+            elif sharing == "pair":
+                noise = noise[p]
+            else:
+                weight = K / len(noise)  # S shared by the row, averaged in groups of K
+            e = inputs[c]
+            g = _sigmoid(e @ outputs[t]) - 1.0  # d/ds of -log sigma(s)
+            total -= np.log(_sigmoid(e @ outputs[t]))
+            grad_in[c] += g * outputs[t]
+            grad_out[t] += g * e
+            for n in noise:
+                g = weight * _sigmoid(e @ outputs[n])  # d/ds of -w log sigma(-s)
+                total -= weight * np.log(_sigmoid(-(e @ outputs[n])))
+                grad_in[c] += g * outputs[n]
+                grad_out[n] += g * e
+    return inputs - lr * grad_in, outputs - lr * grad_out, total
+
+
+@pytest.mark.parametrize("sharing", ["window", "pair", "row"])
+@pytest.mark.parametrize("loss_impl", ["fused", "vmap"])
+def test_sgd_update_matches_numpy_reference(sharing, loss_impl):
+    batch, state = _batch(sharing, rows=2), _state()
+    step = w2v.make_per_device_step(window=WINDOW, loss="sgns", negatives_per_pair=K, alpha=0.05,
+                                    min_alpha=0.001, total_updates=10, loss_impl=loss_impl)
+    new_state, metrics = jax.jit(lambda s, b: step(s, b, None))(state, batch)
+    inputs, outputs, total = _numpy_sgd(state, batch, 0.05, sharing)
+    pairs = int(batch["pair_mask"].sum())
+    np.testing.assert_allclose(new_state.input_vectors, inputs, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(new_state.output_vectors, outputs, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(metrics["loss"], total / pairs, rtol=1e-5)
+    assert int(metrics["pairs"]) == pairs and int(new_state.step) == 1
+
+
+def test_fused_group_loss_gradients_by_finite_differences():
+    rng = np.random.default_rng(1)
+    context = rng.normal(size=(2, 5, 4))
+    outputs = rng.normal(size=(2, 5, 3, 4))
+    shared = rng.normal(size=(2, 6, 4))
+    mask = rng.random((2, 5)) < 0.7
+    loss = jax.jit(lambda c, o, s: w2v.sgns_group_loss(c, o, mask, s, 0.5))
+    check_grads(loss, (context, outputs, shared), order=1, modes=("rev",), atol=1e-2, rtol=1e-2)
+
+
+def test_full_softmax_update_matches_numpy_reference():
+    batch, state = _batch("window", rows=1), _state()
+    step = w2v.make_per_device_step(window=WINDOW, loss="full_softmax", negatives_per_pair=K, alpha=0.1,
+                                    min_alpha=0.1, total_updates=10)
+    new_state, metrics = jax.jit(lambda s, b: step(s, b, None))(state, batch)
+    inputs, outputs = np.float64(state.input_vectors), np.float64(state.output_vectors)
+    grad_in, grad_out, total = np.zeros_like(inputs), np.zeros_like(outputs), 0.0
+    owner = tb.pair_targets(WINDOW, LENGTH)
+    for p in np.nonzero(batch["pair_mask"][0, 0])[0]:
+        c, t = batch["contexts"][0, 0, p], batch["targets"][0, 0, owner[p]]
+        logits = outputs @ inputs[c]
+        probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        total += -np.log(probs[t])
+        error = probs - np.eye(VOCAB)[t]  # d loss / d logits
+        grad_in[c] += error @ outputs
+        grad_out += np.outer(error, inputs[c])
+    np.testing.assert_allclose(new_state.input_vectors, inputs - 0.1 * grad_in, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(new_state.output_vectors, outputs - 0.1 * grad_out, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(metrics["loss"], total / batch["pair_mask"].sum(), rtol=1e-5)
+
+
+def test_learning_rate_decays_linearly():
+    rates = [float(w2v.learning_rate(jnp.asarray(s), alpha=0.025, min_alpha=0.0001, total_steps=100))
+             for s in (0, 50, 100, 150)]
+    np.testing.assert_allclose(rates, [0.025, 0.01255, 0.0001, 0.0001], rtol=1e-5)
+
+
+SHARDED_KWARGS = dict(window=WINDOW, loss="sgns", negatives_per_pair=K, alpha=0.05, min_alpha=0.001, total_updates=10)
+
+
+@pytest.fixture(scope="module")
+def single_device_step():
+    """One update of ``device_count`` rows on one device (``axis_name=None``): the reference."""
+    batch, state = _batch("window", rows=jax.device_count(), seed=3), jax.device_get(_state(3))
+    step = w2v.make_per_device_step(**SHARDED_KWARGS)
+    # Host copies: the drivers donate the buffers they are given.
+    return batch, state, jax.device_get(jax.jit(lambda s, b: step(s, b, None))(state, batch))
+
+
+@pytest.mark.parametrize("driver_name", ["shard_map", "pmap", "jit"])
+def test_sharded_step_equals_single_device_step(driver_name, single_device_step):
+    batch, state, (expected, expected_metrics) = single_device_step
+    driver = Driver(driver_name, parallel.make_mesh(jax.device_count()))
+    step = driver.compile_step(w2v.make_per_device_step(**SHARDED_KWARGS))
+    placed, metrics = step(driver.put_state(state), driver.put_batch(batch))
+    result = jax.device_get(driver.get_state(placed))
+    np.testing.assert_allclose(result.input_vectors, expected.input_vectors, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.output_vectors, expected.output_vectors, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(metrics["loss"], expected_metrics["loss"], rtol=1e-5)
+
+
+# ------------------------------------------------------------------------- the trainer
+def _tiny_config(**overrides):
+    config = word2vec_defaults()
+    config.data.source = "topics"
+    config.data.update(min_count=1, sample=0.0)
+    config.data.topics.update(num_topics=4, words_per_topic=8, num_sentences=400, sentence_length=10)
+    config.update(dim=12, window=3, epochs=2, positions_per_row=60, updates_per_step=4, num_devices=1,
+                  log_every_steps=10, checkpoint_every_steps=1000, alpha=0.05)
+    config.export.projector = False
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("w2v_full"))
+    return workdir, w2v.train_and_evaluate(_tiny_config(), workdir)
+
+
+def test_training_recovers_planted_topics(uninterrupted):
+    workdir, results = uninterrupted
+    assert results["topic_neighbour_accuracy"] >= 0.9, results
+    for name in ("config.json", "metrics.jsonl", "results.json", "embeddings/vectors.txt", "embeddings/vectors.bin"):
+        assert os.path.exists(os.path.join(workdir, name)), name
+    assert results["raw_words"] == 4000 and results["vocabulary_size"] == 32
+
+
+def test_resume_gives_the_tables_of_an_uninterrupted_run(uninterrupted, tmp_path):
+    full_dir, full = uninterrupted
+    workdir = str(tmp_path / "resumed")
+    stopped = w2v.train_and_evaluate(_tiny_config(), workdir, stop_after_step=3)
+    assert stopped == {"stopped_at_step": 3}
+    resumed = w2v.train_and_evaluate(_tiny_config(), workdir)
+    assert resumed["steps"] == full["steps"]
+    with open(os.path.join(full_dir, "embeddings", "vectors.txt")) as a, \
+            open(os.path.join(workdir, "embeddings", "vectors.txt")) as b:
+        assert a.read() == b.read()
+
+
+def test_config_errors_name_the_key():
+    bad = _tiny_config()
+    bad.negative_sharing = "everything"
+    with pytest.raises(config_utils.ConfigError, match="negative_sharing"):
+        w2v.train_and_evaluate(bad, "/nonexistent/never-written")
+    unknown = _tiny_config()
+    unknown.data.windw = 3
+    with pytest.raises(config_utils.ConfigError, match="data.windw"):
+        w2v.train_and_evaluate(unknown, "/nonexistent/never-written")
+    with pytest.raises(ValueError, match="multiple"):
+        w2v.negatives_shape("row", window=2, positions_per_row=8, negatives_per_pair=5, shared_negatives=7)
+    assert isinstance(_tiny_config(), ml_collections.ConfigDict)
