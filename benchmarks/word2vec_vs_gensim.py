@@ -13,7 +13,9 @@ rendezvous per update and are for testing sharding, not speed), on a GPU the GPU
 
 Throughput is gensim's "raw words": every corpus token (out-of-vocabulary ones included)
 times epochs, divided by the training time -- vocabulary building excluded for both,
-rl_repr's compilation included. Quality: Spearman on WordSim-353 and SimLex-999 and
+rl_repr's compilation included (``steady_*`` excludes its first, compiling step). On a
+shared machine wall time depends on the neighbours' load, so the CPU time of each
+training (all threads) is reported too (``raw_words_per_cpu_second``). Quality: Spearman on WordSim-353 and SimLex-999 and
 Google-analogy accuracy, computed for both models by ``rl_repr.evaluate_words`` (gensim's
 protocol). gensim is optional: without it only rl_repr is reported. Prints JSON.
 """
@@ -73,8 +75,11 @@ def run_rl_repr(epochs: int, cache_dir: str, seed: int) -> dict:
     config.checkpoint_every_steps = 1_000_000
     with tempfile.TemporaryDirectory() as workdir:
         results = word2vec.train_and_evaluate(config, workdir)
-    keep = ("train_seconds", "raw_words_per_second", "vocabulary_size", "devices", "backend") + QUALITY
-    return {key: results[key] for key in keep} | {"settings": {
+    keep = ("train_seconds", "train_cpu_seconds", "raw_words_per_second", "first_step_seconds",
+            "steady_raw_words_per_second", "vocabulary_size", "devices", "backend") + QUALITY
+    summary = {key: results[key] for key in keep if key in results}
+    summary["raw_words_per_cpu_second"] = results["raw_words"] * epochs / results["train_cpu_seconds"]
+    return summary | {"settings": {
         key: config[key] for key in ("positions_per_row", "updates_per_step", "negative_sharing",
                                      "loss_impl", "parallel")}}
 
@@ -86,12 +91,14 @@ def run_gensim(pieces: list[list[str]], raw_words: int, epochs: int, workers: in
     model = Word2Vec(vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, alpha=0.025,
                      min_alpha=0.0001, sg=1, hs=0, workers=workers, epochs=epochs, seed=seed)
     model.build_vocab(pieces)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.train(pieces, total_examples=model.corpus_count, epochs=epochs)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     words = list(model.wv.index_to_key)
     quality = evaluate_words.evaluate_word_vectors(np.asarray(model.wv.vectors), words)
-    return {"train_seconds": seconds, "raw_words_per_second": raw_words * epochs / seconds,
+    return {"train_seconds": seconds, "train_cpu_seconds": cpu_seconds,
+            "raw_words_per_second": raw_words * epochs / seconds,
+            "raw_words_per_cpu_second": raw_words * epochs / cpu_seconds,
             "vocabulary_size": len(words), **{key: quality[key] for key in QUALITY}}
 
 
@@ -131,9 +138,14 @@ def main(args: argparse.Namespace) -> dict:
     }
     if theirs:
         report["gensim"] = _median(theirs) | {"runs": theirs}
+        ours_summary, theirs_summary = report["rl_repr"], report["gensim"]
         report["ratios"] = {
             "words_per_second_rl_repr_over_gensim":
-                report["rl_repr"]["raw_words_per_second"] / report["gensim"]["raw_words_per_second"],
+                ours_summary["raw_words_per_second"] / theirs_summary["raw_words_per_second"],
+            "steady_words_per_second_rl_repr_over_gensim":
+                ours_summary.get("steady_raw_words_per_second", float("nan")) / theirs_summary["raw_words_per_second"],
+            "words_per_cpu_second_rl_repr_over_gensim":
+                ours_summary["raw_words_per_cpu_second"] / theirs_summary["raw_words_per_cpu_second"],
             **{f"{key}_rl_repr_minus_gensim": report["rl_repr"][key] - report["gensim"][key] for key in QUALITY}}
     else:
         report["gensim"] = "not installed (or --skip-gensim): rl_repr only"

@@ -32,6 +32,8 @@ def get_config(arg: str | None = None):
                      color_jitter_strength=0.5, grayscale_prob=0.0, blur_prob=0.0,
                      rotate_degrees=12.0, translate_fraction=0.1, cutout_prob=0.3,
                      cutout_fraction=0.3)
+    c.finetune_fractions = (0.01, 0.1)   # Table 7's protocol: fine-tune on 1% / 10% of labels
+    c.finetune_steps = 300
     c.checkpoint_every_steps = 200
     c.eval_every_steps = 250
     if arg == "runlocal":
@@ -40,6 +42,7 @@ def get_config(arg: str | None = None):
         c.model.width_multiplier = 0.125
         c.eval_every_steps = 0
         c.baselines = False
+        c.finetune_fractions = ()
     elif arg:
         raise ValueError(f"configs/simclr_digits.py takes no argument or 'runlocal', not {arg!r}.")
     return c

@@ -50,7 +50,16 @@ def main(argv: list[str] | None = None) -> dict:
     print(accuracy_table(results, [("SimCLR encoder h (this run)", ""),
                                    ("raw pixels (logistic regression)", "raw_pixels_"),
                                    ("same encoder, random init", "random_init_")]))
-    print(f"\nresults: {os.path.join(workdir, 'results.json')}")
+    tuned = [(f, results[f"finetune_{f}_accuracy"], results.get(f"supervised_{f}_accuracy"))
+             for f in ("1pct", "10pct") if f"finetune_{f}_accuracy" in results]
+    if tuned:
+        print("\nFine-tuned on a fraction of the training labels (SimCLR Table 7 protocol):\n")
+        print("| labels | SimCLR, fine-tuned | same recipe from scratch |\n|---|---|---|")
+        for fraction, ours, scratch in tuned:
+            scratch_text = "-" if scratch is None else f"{100 * scratch:.2f}%"
+            print(f"| {fraction.replace('pct', '%')} | {100 * ours:.2f}% | {scratch_text} |")
+    print(f"\ntraining: {results['train_seconds']:.0f}s on {results['devices']} devices; "
+          f"results: {os.path.join(workdir, 'results.json')}")
     return results
 
 

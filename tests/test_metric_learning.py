@@ -160,8 +160,7 @@ def test_embedding_net_outputs_unit_vectors_of_the_configured_size():
     config = tiny_config()
     model = ml.build_model(config, None)
     images = jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 8, 1))
-    variables = model.init(jax.random.PRNGKey(1), images, train=False)
-    z = model.apply(variables, images, train=False)
+    z = jax.jit(lambda x: model.apply(model.init(jax.random.PRNGKey(1), x, train=False), x, train=False))(images)
     assert z.shape == (3, 8)
     np.testing.assert_allclose(jnp.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
     resnet = ml.build_model(tiny_config(**{"model.architecture": "resnet", "model.width_multiplier": 0.0625}), None)
@@ -199,16 +198,17 @@ def test_drivers_and_device_counts_train_identically(overrides, jit_8_devices):
 
 
 # ------------------------------------------------------------------ runs
-def _params(workdir):
+def _params(workdir, target):
     ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), save_every_steps=2)
-    state, step = ckpt.restore_latest(ml.build_run(tiny_config()).state)
+    state, step = ckpt.restore_latest(target)
     ckpt.close()
     return jax.device_get(state.params), step
 
 
 def test_run_writes_results_and_resumes_to_identical_parameters(tmp_path):
     full, part = str(tmp_path / "full"), str(tmp_path / "part")
-    results = ml.train_and_evaluate(tiny_config(baselines=True), full)
+    quick = functools.partial(tiny_config, augment_enabled=False)  # augmentation: see the driver tests
+    results = ml.train_and_evaluate(quick(baselines=True), full)
     for name in ("results.json", "config.json", "metrics.jsonl"):
         assert os.path.isfile(os.path.join(full, name)), name
     assert json.load(open(os.path.join(full, "results.json")))["steps"] == 4
@@ -216,9 +216,12 @@ def test_run_writes_results_and_resumes_to_identical_parameters(tmp_path):
     for prefix in ("", "trunk_", "raw_pixels_", "random_init_", "seen_classes_"):
         for key in ("5way_1shot_accuracy", "5way_5shot_ci95", "verification_accuracy", "recall_at_2"):
             assert 0.0 <= results[prefix + key] <= 1.0, prefix + key
-    assert ml.train_and_evaluate(tiny_config(), part, stop_after_step=2) == {"stopped_at_step": 2}
-    resumed = ml.train_and_evaluate(tiny_config(), part)
-    (params, step), (ref_params, ref_step) = _params(part), _params(full)
+    assert ml.train_and_evaluate(quick(), part, stop_after_step=2) == {"stopped_at_step": 2}
+    resumed = ml.train_and_evaluate(quick(), part)
+    config = quick()
+    target = ml.init_state(config, ml.optim.make_optimizer(ml._optimizer_config(config))[0],
+                           jax.random.key(0, impl="rbg"), (8, 8, 1))
+    (params, step), (ref_params, ref_step) = _params(part, target), _params(full, target)
     assert step == ref_step == 4
     chex.assert_trees_all_equal(params, ref_params)
     assert resumed["5way_1shot_accuracy"] == results["5way_1shot_accuracy"]
@@ -233,6 +236,10 @@ def test_bad_values_fail_naming_the_key():
     assert "'examples_per_class' has invalid value 1" in message and "'eval.num_episodes'" in message
     with pytest.raises(ValueError, match="8 devices"):
         ml.build_run(tiny_config(classes_per_batch=3, examples_per_class=3))
+    with pytest.raises(ValueError, match="only 2 held-out classes"):
+        ml.build_run(tiny_config(eval_classes=(8, 9, 12)))
+    with pytest.raises(ValueError, match="exceeds the 5 training classes"):
+        ml.build_run(tiny_config(classes_per_batch=8, examples_per_class=2))
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -251,3 +258,11 @@ def test_recipes_reject_unknown_arguments_and_lfw_recipe_is_valid():
     assert lfw.dataset == "lfw" and lfw.model.architecture == "resnet"
     ml.validate_metric_learning_config(lfw)
     assert main.TRAINERS["metric_learning"] == "rl_repr.train.metric_learning"
+
+
+def test_lfw_recipe_without_the_dataset_says_how_to_prepare_it(tmp_path):
+    config = config_utils.load_config_file(os.path.join(ROOT, "configs/metric_lfw.py"), "runlocal")
+    with config.unlocked():
+        config.data_dir = str(tmp_path)
+    with pytest.raises(FileNotFoundError, match="tfds build lfw"):
+        ml.build_run(config)

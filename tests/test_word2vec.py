@@ -11,7 +11,8 @@ from jax.test_util import check_grads
 from rl_repr import config_utils, parallel
 from rl_repr.data import text_batches as tb
 from rl_repr.data import text_vocab as tv
-from rl_repr.train import word2vec as w2v
+from rl_repr.train import word2vec
+from rl_repr.train import word2vec_step as w2v
 from rl_repr.train.drivers import Driver
 from rl_repr.train.word2vec_config import word2vec_defaults
 
@@ -163,7 +164,7 @@ def _tiny_config(**overrides):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("w2v_full"))
-    return workdir, w2v.train_and_evaluate(_tiny_config(), workdir)
+    return workdir, word2vec.train_and_evaluate(_tiny_config(), workdir)
 
 
 def test_training_recovers_planted_topics(uninterrupted):
@@ -177,9 +178,9 @@ def test_training_recovers_planted_topics(uninterrupted):
 def test_resume_gives_the_tables_of_an_uninterrupted_run(uninterrupted, tmp_path):
     full_dir, full = uninterrupted
     workdir = str(tmp_path / "resumed")
-    stopped = w2v.train_and_evaluate(_tiny_config(), workdir, stop_after_step=3)
+    stopped = word2vec.train_and_evaluate(_tiny_config(), workdir, stop_after_step=3)
     assert stopped == {"stopped_at_step": 3}
-    resumed = w2v.train_and_evaluate(_tiny_config(), workdir)
+    resumed = word2vec.train_and_evaluate(_tiny_config(), workdir)
     assert resumed["steps"] == full["steps"]
     with open(os.path.join(full_dir, "embeddings", "vectors.txt")) as a, \
             open(os.path.join(workdir, "embeddings", "vectors.txt")) as b:
@@ -190,11 +191,11 @@ def test_config_errors_name_the_key():
     bad = _tiny_config()
     bad.negative_sharing = "everything"
     with pytest.raises(config_utils.ConfigError, match="negative_sharing"):
-        w2v.train_and_evaluate(bad, "/nonexistent/never-written")
+        word2vec.train_and_evaluate(bad, "/nonexistent/never-written")
     unknown = _tiny_config()
     unknown.data.windw = 3
     with pytest.raises(config_utils.ConfigError, match="data.windw"):
-        w2v.train_and_evaluate(unknown, "/nonexistent/never-written")
+        word2vec.train_and_evaluate(unknown, "/nonexistent/never-written")
     with pytest.raises(ValueError, match="multiple"):
         w2v.negatives_shape("row", window=2, positions_per_row=8, negatives_per_pair=5, shared_negatives=7)
     assert isinstance(_tiny_config(), ml_collections.ConfigDict)

@@ -236,6 +236,8 @@ def metric_loss(embeddings: jax.Array, labels: jax.Array, key: jax.Array, *, los
     if embeddings.ndim != 2 or labels.shape != embeddings.shape[:1]:
         raise ValueError(f"metric_loss: embeddings {embeddings.shape} and labels {labels.shape}; "
                          "pass [B, d] embeddings and one label per row.")
+    if loss not in DEFAULT_DISTANCE:
+        raise ValueError(f"loss={loss!r} is not a metric-learning loss; use one of {tuple(DEFAULT_DISTANCE)}.")
     distance = distance or DEFAULT_DISTANCE[loss]
     same = labels[:, None] == labels[None, :]
     positive_mask, negative_mask = same & ~jnp.eye(labels.shape[0], dtype=bool), ~same
@@ -250,7 +252,7 @@ def metric_loss(embeddings: jax.Array, labels: jax.Array, key: jax.Array, *, los
                                                distance=distance)
     elif loss == "semi_hard":
         value = losses.semi_hard_triplet_loss(embeddings, labels, margin, distance=distance)
-    elif loss in ("random_triplets", "siamese_pairs"):
+    else:  # random_triplets, siamese_pairs: one random partner of each kind per anchor
         positive_key, negative_key = jax.random.split(key)
         positive, has_positive = sample_partners(positive_key, positive_mask)
         negative, has_negative = sample_partners(negative_key, negative_mask)
@@ -266,8 +268,6 @@ def metric_loss(embeddings: jax.Array, labels: jax.Array, key: jax.Array, *, los
             per_pair = jax.vmap(functools.partial(losses.contrastive_pair_loss, margin=pair_margin))(
                 pair_d, is_same)
             value = _masked_mean(per_pair, jnp.concatenate([has_positive, has_negative]))
-    else:
-        raise ValueError(f"loss={loss!r} is not a metric-learning loss; use one of {tuple(DEFAULT_DISTANCE)}.")
     return value, diagnostics
 
 
@@ -339,6 +339,19 @@ def init_state(config, optimizer, key, image_shape) -> TrainState:
     return TrainState.create(variables["params"], variables.get("batch_stats", {}), optimizer)
 
 
+def _check_class_split(config, data: ClassSplit) -> None:
+    """Fails before compiling when the split cannot feed the PK batches or the episodes."""
+    num_train = len(np.unique(data.train.labels))
+    if num_train < config.classes_per_batch:
+        raise ValueError(f"config.classes_per_batch={config.classes_per_batch} exceeds the {num_train} "
+                         "training classes; lower it or hold out fewer classes.")
+    num_heldout = len(np.unique(data.heldout.labels))
+    if num_heldout < config.eval.n_way:
+        raise ValueError(f"only {num_heldout} held-out classes of {config.dataset!r} have images but "
+                         f"config.eval.n_way={config.eval.n_way}; hold out more classes (config.eval_classes "
+                         "or config.eval_every_nth_class) or lower n_way.")
+
+
 def build_run(config: ml_collections.ConfigDict) -> MetricLearningRun:
     """Validates the config, builds the mesh, the class split, the model and the compiled step."""
     validate_metric_learning_config(config)
@@ -346,7 +359,7 @@ def build_run(config: ml_collections.ConfigDict) -> MetricLearningRun:
     mesh = parallel.make_mesh(config.num_devices or None)
     parallel.check_batch_divisible(config.classes_per_batch * config.examples_per_class, mesh)
     data = load_class_split(config)
-    pk_batch_indices(data.train.labels, config.classes_per_batch, 2, seed=0, step=0)  # enough classes?
+    _check_class_split(config, data)
     augment_config = (augment_lib.AugmentConfig(**config.augment.to_dict())
                       if config.augment_enabled else None)
     optimizer, schedule = optim.make_optimizer(_optimizer_config(config))

@@ -31,7 +31,7 @@ import numpy as np
 from rl_repr import checkpoint, config_utils, evaluate, losses, optim, parallel
 from rl_repr.data import augment as augment_lib
 from rl_repr.models import ProjectionHead, ResNet
-from rl_repr.train import image_data, results_io
+from rl_repr.train import finetune, gradient_cache, image_data, results_io
 from rl_repr.train.drivers import Driver, local_copy, sum_gradients  # noqa: F401 (local_copy re-exported)
 from rl_repr.train.loop import LoopConfig, train_loop
 from rl_repr.train.metrics import MetricsWriter
@@ -64,7 +64,9 @@ def build_model(config: ml_collections.ConfigDict, bn_axis_name: str | None) -> 
                      zero_init_last_norm=m.zero_init_last_norm, dtype=dtype,
                      bn_axis_name=bn_axis_name, num_groups=m.num_groups)
     head = ProjectionHead(num_layers=config.head.num_layers, hidden_dim=config.head.hidden_dim or None,
-                          output_dim=config.head.output_dim, dtype=dtype, bn_axis_name=bn_axis_name)
+                          output_dim=config.head.output_dim, use_norm=config.head.norm != "none",
+                          norm="batch" if config.head.norm == "none" else config.head.norm,
+                          dtype=dtype, bn_axis_name=bn_axis_name)
     return SimCLRModel(encoder=encoder, head=head)
 
 
@@ -84,14 +86,24 @@ def make_per_device_step(config, optimizer, schedule, augment_config, base_key):
         pixels = images.astype(jnp.float32) / 255.0
         views = jnp.concatenate([augment(keys[:, 0], pixels), augment(keys[:, 1], pixels)])
 
-        def loss_fn(params):
-            (_, z, _), updates = model.apply({"params": params, "batch_stats": state.batch_stats}, views,
+        def embed(params, x):  # -> (z, updated batch_stats; {} for a model without batch norm)
+            (_, z, _), updates = model.apply({"params": params, "batch_stats": state.batch_stats}, x,
                                              train=True, mutable=["batch_stats"])
-            loss = losses.nt_xent(z[:n], z[n:], config.temperature, axis_name=axis_name,
-                                  chunk_size=config.loss_chunk_size or None)
-            return loss, updates["batch_stats"]
+            return z, updates.get("batch_stats", {})
 
-        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        def contrastive_loss(z1, z2):
+            return losses.nt_xent(z1, z2, config.temperature, axis_name=axis_name,
+                                  chunk_size=config.loss_chunk_size or None)
+
+        def loss_fn(params):
+            z, batch_stats = embed(params, views)
+            return contrastive_loss(z[:n], z[n:]), batch_stats
+
+        if config.gradient_cache_chunks:  # representation caching: activations of one chunk
+            loss, batch_stats, grads = gradient_cache.two_view_value_and_grad(
+                embed, contrastive_loss, state.params, views[:n], views[n:], config.gradient_cache_chunks)
+        else:
+            (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         grads = sum_gradients(grads, axis_name)
         if axis_name is not None:
             if not config.global_bn:  # keep one copy of the running statistics
@@ -236,7 +248,25 @@ def final_evaluation(config, state, init_key, train_set, test_set) -> dict:
                                   init_key, train_set.image_shape)
         rtrain, rtest = _features(config, random_state, (train_set, test_set))
         results.update(_probe("random_init_", rtrain["h"], rtest["h"], train_set, test_set, config.knn_k))
+    for fraction in config.finetune_fractions:
+        results.update(_finetune(config, state, train_set, test_set, fraction))
     return results
+
+
+def _finetune(config, state, train_set, test_set, fraction: float) -> dict[str, float]:
+    """Fine-tuned test accuracy with ``fraction`` of the labels, and the same recipe from scratch."""
+    encoder = build_model(config, bn_axis_name=None).encoder
+    pretrained = local_copy({"params": state.params["encoder"],
+                             "batch_stats": state.batch_stats.get("encoder", {})})
+    augment_config = augment_lib.AugmentConfig(**config.augment.to_dict())
+    tune = functools.partial(finetune.finetune_accuracy, encoder, train_set=train_set, test_set=test_set,
+                             fraction=fraction, augment_config=augment_config,
+                             steps=config.finetune_steps, seed=config.seed)
+    tag = f"{round(100 * fraction):d}pct"
+    out = {f"finetune_{tag}_accuracy": tune(pretrained)}
+    if config.baselines:
+        out[f"supervised_{tag}_accuracy"] = tune(None)
+    return out
 
 
 def _probe(prefix, train_x, test_x, train_set, test_set, k) -> dict[str, float]:

@@ -13,6 +13,7 @@ from rl_repr import config_utils as cu
 OPTIMIZERS = ("lars", "sgd", "adamw")
 LR_SCALINGS = ("linear", "sqrt", "none")
 NORMS = ("batch", "group", "layer", "instance")
+HEAD_NORMS = ("batch", "layer", "none")
 DTYPES = ("float32", "bfloat16")
 DRIVERS = ("jit", "shard_map", "pmap")
 DEPTHS = (18, 34, 50, 101, 152)
@@ -33,10 +34,16 @@ def simclr_defaults() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict(dict(
         depth=50, width_multiplier=1.0, small_image_stem=False, norm="batch", residual=True,
         zero_init_last_norm=False, num_groups=32))
-    c.head = ml_collections.ConfigDict(dict(num_layers=2, hidden_dim=0, output_dim=128))
+    # head.norm after each dense layer: 'batch' (SimCLR), or 'layer'/'none' for a head with no
+    # batch-dependent layer (exact representation caching with a group-norm encoder)
+    c.head = ml_collections.ConfigDict(dict(num_layers=2, hidden_dim=0, output_dim=128,
+                                            norm="batch"))
     # ---- loss
     c.temperature = 0.1
     c.loss_chunk_size = 0         # >0: chunked NT-Xent, never materialising [2N, 2N]
+    # >0: representation caching (GradCache): encode the 2N views in this many chunks, so
+    # activation memory is that of one chunk (rl_repr/train/gradient_cache.py)
+    c.gradient_cache_chunks = 0
     # ---- optimisation
     c.batch_size = 4096
     c.epochs = 100.0
@@ -87,9 +94,13 @@ def simclr_rules() -> list[cu.Rule]:
         cu.positive("model.width_multiplier"), cu.positive_int("model.num_groups"),
         cu.non_negative_int("head.num_layers"), cu.non_negative_int("head.hidden_dim"),
         cu.positive_int("head.output_dim"),
+        cu.one_of("head.norm", HEAD_NORMS),
         cu.non_negative_int("loss_chunk_size"),
         cu.Rule("loss_chunk_size", lambda k, c: k == 0 or c.batch_size % k == 0,
                 "0 (dense) or a divisor of config.batch_size"),
+        cu.non_negative_int("gradient_cache_chunks"),
+        cu.Rule("gradient_cache_chunks", lambda k, c: k == 0 or c.batch_size % k == 0,
+                "0 (off) or a divisor of config.batch_size (and of the per-device batch)"),
         cu.non_negative_int("num_devices"), cu.positive_int("checkpoint_every_steps"),
         cu.positive_int("log_every_steps"), cu.non_negative_int("eval_every_steps"),
         cu.positive_int("knn_k"), cu.positive_int("eval_batch_size"),
