@@ -155,9 +155,10 @@ def test_batch_norm_gradient_is_that_of_per_chunk_statistics():
             z1, z2 = z1.at[first].set(z[:n // k]), z2.at[second].set(z[n // k:])
         return _pair_loss(z1, z2)
 
-    ref_loss, ref_grads = jax.value_and_grad(per_chunk_loss)(params)
-    loss, new_stats, grads = gradient_cache.two_view_value_and_grad(
-        _embed_fn(model, stats), _pair_loss, params, v1, v2, k)
+    ref_loss, ref_grads = jax.jit(jax.value_and_grad(per_chunk_loss))(params)
+    cached = jax.jit(lambda p, chunks: gradient_cache.two_view_value_and_grad(
+        _embed_fn(model, stats), _pair_loss, p, v1, v2, chunks), static_argnums=1)
+    loss, new_stats, grads = cached(params, k)
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
     chex.assert_trees_all_close(grads, ref_grads, rtol=1e-5, atol=1e-6)
 
@@ -177,9 +178,8 @@ def test_batch_norm_gradient_is_that_of_per_chunk_statistics():
                                  mutable=["batch_stats"])
         return _pair_loss(z[:n], z[n:]), updates["batch_stats"]
 
-    (full, full_stats), full_grads = jax.value_and_grad(full_loss, has_aux=True)(params)
-    one_loss, one_stats, one_grads = gradient_cache.two_view_value_and_grad(
-        _embed_fn(model, stats), _pair_loss, params, v1, v2, 1)
+    (full, full_stats), full_grads = jax.jit(jax.value_and_grad(full_loss, has_aux=True))(params)
+    one_loss, one_stats, one_grads = cached(params, 1)
     np.testing.assert_allclose(one_loss, full, rtol=1e-6)
     chex.assert_trees_all_close((one_grads, one_stats), (full_grads, full_stats), rtol=1e-5, atol=1e-6)
 

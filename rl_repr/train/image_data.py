@@ -24,8 +24,17 @@ def load_train_test(config: ml_collections.ConfigDict) -> tuple[ImageDataset, Im
         return _rows(both, slice(0, n_train)), _rows(both, slice(n_train, None))
     from rl_repr.data.tfds_images import load_image_dataset  # noqa: PLC0415 (imports TensorFlow)
 
-    data_dir = config.data_dir or None
-    return load_image_dataset(name, "train", data_dir), load_image_dataset(name, "test", data_dir)
+    # A tfds set: each process reads only its own shard of the training split (and samples
+    # its rows of every global batch from it); every process reads the whole test split.
+    data_dir, size = config.data_dir or None, config.image_size or None
+    train = load_image_dataset(name, "train", data_dir, process_index=jax.process_index(),
+                               process_count=jax.process_count(), drop_remainder=True, image_size=size)
+    return train, load_image_dataset(name, "test", data_dir, image_size=size)
+
+
+def is_process_shard(config: ml_collections.ConfigDict) -> bool:
+    """Whether ``load_train_test`` gave this process only its shard of the training split."""
+    return config.dataset not in ("digits", "synthetic")
 
 
 def _rows(dataset: ImageDataset, rows: slice) -> ImageDataset:
@@ -33,9 +42,25 @@ def _rows(dataset: ImageDataset, rows: slice) -> ImageDataset:
                         num_classes=dataset.num_classes, name=dataset.name)
 
 
-def process_rows(seed: int, step: int, num_examples: int, batch_size: int) -> np.ndarray:
+def process_rows(seed: int, step: int, num_examples: int, batch_size: int, *,
+                 process_shard: bool = False) -> np.ndarray:
     """This process's rows of the global batch for ``step`` (a pure function of the step,
-    so a resumed run reads exactly the batches of an uninterrupted one)."""
+    so a resumed run reads exactly the batches of an uninterrupted one).
+
+    With the whole dataset on every process, process ``i`` takes the ``i``-th slice of one
+    global permutation. With ``process_shard`` (each process holds only its shard, of
+    ``num_examples`` rows), each process permutes its own shard with its own seed.
+    """
+    if process_shard:
+        count = jax.process_count()
+        return next(epoch_permutation_batches(seed * 1_000_003 + jax.process_index(), num_examples,
+                                              batch_size // count, start_step=step))
     return next(epoch_permutation_batches(seed, num_examples, batch_size, start_step=step,
                                           process_index=jax.process_index(),
                                           process_count=jax.process_count()))
+
+
+def global_steps_per_epoch(config: ml_collections.ConfigDict, train: ImageDataset) -> int:
+    """Steps in one pass over the (global) training set."""
+    examples = train.num_examples * (jax.process_count() if is_process_shard(config) else 1)
+    return examples // config.batch_size

@@ -130,7 +130,8 @@ class SimCLRRun:
 
     def batch_for_step(self, step: int) -> dict:
         rows = image_data.process_rows(self.config.seed, step, self.train_set.num_examples,
-                                       self.config.batch_size)
+                                       self.config.batch_size,
+                                       process_shard=image_data.is_process_shard(self.config))
         return self.driver.put_batch({"image": self.train_set.images[rows]})
 
 
@@ -141,7 +142,7 @@ def build_run(config: ml_collections.ConfigDict) -> SimCLRRun:
     mesh = parallel.make_mesh(config.num_devices or None)
     parallel.check_batch_divisible(config.batch_size, mesh)
     train_set, test_set = image_data.load_train_test(config)
-    steps_per_epoch = train_set.num_examples // config.batch_size
+    steps_per_epoch = image_data.global_steps_per_epoch(config, train_set)
     if steps_per_epoch == 0:
         raise ValueError(f"config.batch_size={config.batch_size} exceeds the {train_set.num_examples} "
                          "training images; use a smaller batch size.")
