@@ -72,6 +72,8 @@ def markdown_table(summary: dict, meta: dict) -> str:
         if key not in entry:
             return "–"
         value = entry[key]
+        if len(value["per_seed"]) == 1:  # raw pixels: no training seed
+            return f"{100 * value['mean']:.1f}"
         return f"{100 * value['mean']:.1f} ± {100 * value['std']:.1f}"
 
     lines = [
@@ -111,7 +113,7 @@ def bar_chart(summary: dict, path: str) -> None:
     ax.set_title("Mining strategies vs baselines (trained on digits 0-4; mean ± std over seeds)")
     ax.set_ylim(0, 100)
     ax.axhline(100 / 5, color="grey", lw=0.8, ls=":")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -124,7 +126,14 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(LOSSES))
     parser.add_argument("--workdir", default="", help="run directories (default: a temporary dir)")
     parser.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
+    parser.add_argument("--replot", action="store_true",
+                        help="only rewrite the table and chart from an existing mining_comparison.json")
     args = parser.parse_args()
+    if args.replot:
+        with open(os.path.join(args.out, "mining_comparison.json")) as f:
+            saved = json.load(f)
+        write_report(saved["summary"], saved["meta"], args.out)
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
     strategies = args.strategies.split(",")
     workdir = args.workdir or tempfile.mkdtemp(prefix="compare_mining_")
@@ -155,12 +164,18 @@ def main() -> None:
     with open(os.path.join(args.out, "mining_comparison.json"), "w") as f:
         json.dump({"meta": meta, "summary": summary}, f, indent=2, sort_keys=True)
         f.write("\n")
-    table = markdown_table(summary, meta)
-    with open(os.path.join(args.out, "mining_comparison.md"), "w") as f:
-        f.write("# Mining strategies on held-out digits\n\n" + table)
-    bar_chart(summary, os.path.join(args.out, "mining_comparison.png"))
-    print(table)
+    write_report(summary, meta, args.out)
     print(f"Wrote {args.out}/mining_comparison.{{json,md,png}} in {time.time() - start:.0f}s.")
+
+
+def write_report(summary: dict, meta: dict, out: str) -> None:
+    """The Markdown table and the bar chart, rows in ``LABELS`` order (unmined first, baselines last)."""
+    summary = {name: summary[name] for name in sorted(summary, key=lambda n: list(LABELS).index(n))}
+    table = markdown_table(summary, meta)
+    with open(os.path.join(out, "mining_comparison.md"), "w") as f:
+        f.write("# Mining strategies on held-out digits\n\n" + table)
+    bar_chart(summary, os.path.join(out, "mining_comparison.png"))
+    print(table)
 
 
 if __name__ == "__main__":

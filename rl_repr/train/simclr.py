@@ -230,7 +230,8 @@ def _features(config, state: TrainState, datasets) -> list[dict[str, np.ndarray]
     out = []
     for dataset in datasets:
         hz = evaluate.embed(apply, dataset.images, batch_size=config.eval_batch_size)
-        feature_dim = hz.shape[1] - config.head.output_dim
+        # with no head (num_layers=0) z = h, as wide as h, not head.output_dim
+        feature_dim = hz.shape[1] - (config.head.output_dim if config.head.num_layers else hz.shape[1] // 2)
         out.append({"h": hz[:, :feature_dim], "z": hz[:, feature_dim:]})
     return out
 

@@ -1,0 +1,38 @@
+"""NT-Xent temperature: SimCLR Table 5 (Chen et al. 2020, Section 5.1).
+
+    python -m rl_repr.sweep --sweep=configs/ablations/temperature.py:digits --dir=workdirs/sweeps/temperature
+
+The paper (l2-normalised embeddings, ResNet-50, 100 epochs, batch 4096) finds an interior
+optimum: tau = 0.1 best on ImageNet, with 0.05 and 0.5 to 1 worse; CIFAR-10 prefers 0.5.
+
+Arguments: 'digits' (tau 0.05...1 on the digits recipe, 150 epochs), 'digits_quick' (30
+epochs), 'imagenet', 'cifar10'.
+"""
+import os
+
+from rl_repr import sweep
+from rl_repr.config_utils import load_config_file
+from rl_repr.sweep_report import TableLayout
+from rl_repr.train.simclr_config import validate_simclr_config
+
+_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_RECIPES = {"digits": "simclr_digits.py", "digits_quick": "simclr_digits.py",
+            "imagenet": "simclr_imagenet.py", "cifar10": "simclr_cifar10.py"}
+TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0)
+
+LAYOUT = TableLayout(rows="temperature", row_label="temperature",
+                     metrics=("linear_probe_accuracy", "knn_accuracy"),
+                     metric_labels={"linear_probe_accuracy": "linear evaluation", "knn_accuracy": "kNN"})
+
+
+def get_sweep(arg=None) -> sweep.Sweep:
+    if arg not in _RECIPES:
+        raise ValueError(f"configs/ablations/temperature.py takes one of {sorted(_RECIPES)}, not {arg!r}.")
+    base = load_config_file(os.path.join(_CONFIGS, _RECIPES[arg]))
+    base.update(eval_every_steps=0, baselines=False, log_every_steps=50)
+    if arg == "digits_quick":
+        base.update(epochs=30.0, warmup_epochs=3.0)
+    note = f"Temperature ablation ({arg}): {base.epochs:g} epochs, batch {base.batch_size}."
+    return sweep.Sweep(name=f"temperature-{arg}", base=base,
+                       cells=sweep.cells(sweep.axis("temperature", TEMPERATURES)), layout=LAYOUT,
+                       description=note, validate=validate_simclr_config)
