@@ -109,6 +109,7 @@ def _median(runs: list[dict]) -> dict:
 
 
 def main(args: argparse.Namespace) -> dict:
+    load_at_start = os.getloadavg()
     cache_dir = args.cache_dir or None
     sentences = text_vocab.corpus_sentences("wiki_excerpt", cache_dir=cache_dir)
     limit = text_vocab.GENSIM_MAX_SENTENCE_LENGTH
@@ -133,7 +134,7 @@ def main(args: argparse.Namespace) -> dict:
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                     "jax_backend": jax.default_backend(), "jax_devices": jax.device_count(),
                     "device_kind": jax.devices()[0].device_kind, "niceness": os.nice(0),
-                    "load_average_at_end": os.getloadavg()},
+                    "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()},
         "rl_repr": _median(ours) | {"runs": ours},
     }
     if theirs:

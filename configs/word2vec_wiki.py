@@ -5,9 +5,10 @@
 
 dim 100, window 5, 5 negatives, sample 1e-3, min_count 5, alpha 0.025 -> 0.0001, 5 epochs
 (gensim ``Word2Vec(sg=1)`` defaults). Negatives are shared by the pairs of one window
-(HogBatch-style) and each SGD update sees 256 targets per device: measured within gensim's
-WordSim-353/SimLex-999 scores on this corpus (benchmarks/word2vec_vs_gensim.py). The
-excerpt is extracted once with gensim's WikiCorpus and cached (gensim must be installed).
+(HogBatch-style) and each SGD update sees 256 targets per device (larger updates sum too
+many pair gradients per row and lose quality: 1024 costs about 0.03 WordSim Spearman).
+Measured next to gensim in benchmarks/word2vec_vs_gensim.py. The excerpt is extracted
+once with gensim's WikiCorpus and cached (gensim must be installed).
 """
 from rl_repr.train.word2vec_config import word2vec_defaults
 

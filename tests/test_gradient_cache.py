@@ -196,14 +196,14 @@ def _two_steps(config):
 
 
 def test_simclr_step_with_gradient_cache_matches_plain_step():
-    """Group-norm ResNet, layer-norm head, 8 devices: the cached step under shard_map (2 chunks
-    of each device's 2 examples, batch statistics and negatives across devices) trains exactly
-    like the plain step under jit. (The jit path calls the same function on the global batch,
-    tested above.)"""
+    """Group-norm ResNet, layer-norm head: the cached step under shard_map on 2 devices (4
+    chunks of each device's 8 examples, negatives gathered across devices) trains exactly
+    like the plain step on one device. (The jit path calls the same function on the global
+    batch, tested above.)"""
     common = {"model.norm": "group", "model.num_groups": 2, "head.norm": "layer"}
-    ref_losses, ref_params = _two_steps(tiny_simclr_config(**common))
-    cached_losses, params = _two_steps(tiny_simclr_config(**common, parallel="shard_map",
-                                                          gradient_cache_chunks=2))
+    ref_losses, ref_params = _two_steps(tiny_simclr_config(**common, num_devices=1))
+    cached_losses, params = _two_steps(tiny_simclr_config(**common, parallel="shard_map", num_devices=2,
+                                                          gradient_cache_chunks=4))
     np.testing.assert_allclose(cached_losses, ref_losses, rtol=1e-5)
     chex.assert_trees_all_close(params, ref_params, rtol=1e-4, atol=1e-5)
 

@@ -193,3 +193,16 @@ def test_batches_cover_each_epoch_once_and_are_reproducible():
         for name, array in batches(step).items():
             np.testing.assert_array_equal(array, again(step)[name])
     assert batches.locate(batches.first_step[1]) == (1, 0)
+
+
+def test_named_corpora(tmp_path):
+    path = tmp_path / "mine.txt"
+    path.write_text("one two\nthree\n", encoding="utf-8")
+    assert tv.corpus_sentences("files", files=[str(path)]) == [["one", "two"], ["three"]]
+    with pytest.raises(ValueError, match="config.data.files"):
+        tv.corpus_sentences("files")
+    with pytest.raises(ValueError, match="unknown corpus"):
+        tv.corpus_sentences("enwiki")
+    pytest.importorskip("gensim")
+    lee = tv.corpus_sentences("lee")
+    assert len(lee) > 250 and all(w == w.lower() for w in lee[0])
