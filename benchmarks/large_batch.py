@@ -1,9 +1,11 @@
 """Memory and time of one SimCLR step as the batch grows, with and without representation caching.
 
 For each batch size B the real trainer's step (``rl_repr.train.simclr.build_run``: augmentation,
-ResNet, projection head, NT-Xent, LARS) is compiled twice: plainly, and with
+ResNet, projection head, NT-Xent, LARS) is compiled three times: plainly; with
 ``gradient_cache_chunks = B / chunk_examples`` (GradCache; ``rl_repr/train/gradient_cache.py``),
-so every chunk holds ``chunk_examples`` examples (2 x that many views) whatever B is. Reported:
+so every chunk holds ``chunk_examples`` examples (2 x that many views) whatever B is; and with
+caching plus the blockwise NT-Xent (``loss_chunk_size``), whose [2B, 2B] similarities are never
+materialised at once, so that nothing but the inputs and embeddings grows with B. Reported:
 
 * ``temp_mib``: XLA's temporary buffers of the compiled step (``memory_analysis()``), i.e. the
   activations and workspace: the memory that limits the batch;
@@ -30,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 2 ** 20
 
 
-def _config(batch_size: int, chunks: int, args):
+def _config(batch_size: int, chunks: int, loss_chunk: int, args):
     from rl_repr.train.simclr_config import simclr_defaults  # noqa: PLC0415 (child process only)
 
     c = simclr_defaults()
@@ -41,19 +43,20 @@ def _config(batch_size: int, chunks: int, args):
     c.head.update(num_layers=2, output_dim=64)
     c.batch_size = batch_size
     c.gradient_cache_chunks = chunks
+    c.loss_chunk_size = loss_chunk
     c.parallel, c.num_devices = "jit", 1
     c.augment.update(blur_prob=0.0, crop_area=(0.6, 1.0))
     c.baselines = False
     return c
 
 
-def measure_one(batch_size: int, chunks: int, args) -> dict:
+def measure_one(batch_size: int, chunks: int, loss_chunk: int, args) -> dict:
     """Compiles and times one step configuration in this process."""
     import jax  # noqa: PLC0415
 
     from rl_repr.train import simclr  # noqa: PLC0415
 
-    run = simclr.build_run(_config(batch_size, chunks, args))
+    run = simclr.build_run(_config(batch_size, chunks, loss_chunk, args))
     placed, batch = run.driver.put_state(run.state), run.batch_for_step(0)
     start = time.perf_counter()
     compiled = run.step_fn.lower(placed, batch).compile()
@@ -67,22 +70,23 @@ def measure_one(batch_size: int, chunks: int, args) -> dict:
     jax.block_until_ready(metrics)
     seconds = (time.perf_counter() - start) / args.steps
     return {"batch_size": batch_size, "gradient_cache_chunks": chunks,
-            "chunk_examples": batch_size // chunks if chunks else batch_size,
+            "chunk_examples": batch_size // chunks if chunks else batch_size, "loss_chunk_size": loss_chunk,
             "temp_mib": round(memory.temp_size_in_bytes / MIB, 2) if memory else None,
             "argument_mib": round(memory.argument_size_in_bytes / MIB, 2) if memory else None,
             "seconds_per_step": round(seconds, 4), "compile_seconds": round(compile_seconds, 1),
             "loss": round(float(metrics["loss"]), 5)}
 
 
-def measure_in_child(batch_size: int, chunks: int, argv: list[str]) -> dict:
+def measure_in_child(batch_size: int, chunks: int, loss_chunk: int, argv: list[str]) -> dict:
     """Runs :func:`measure_one` in a fresh process so its peak RSS is its own."""
-    command = [sys.executable, os.path.abspath(__file__), *argv, "--one", f"{batch_size},{chunks}"]
+    command = [sys.executable, os.path.abspath(__file__), *argv, "--one", f"{batch_size},{chunks},{loss_chunk}"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     child = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True)
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"measuring batch {batch_size} with {chunks} chunks failed: {output[-2000:]}")
+        raise RuntimeError(f"measuring batch {batch_size}, {chunks} chunks, loss chunk {loss_chunk} failed: "
+                           f"{output[-2000:]}")
     row = json.loads(output.strip().splitlines()[-1])
     row["peak_rss_mib"] = round(usage.ru_maxrss * 1024 / MIB, 1)  # Linux reports KiB
     return row
@@ -92,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="128,512,2048")
     parser.add_argument("--chunk-examples", type=int, default=128, help="examples per cached chunk")
+    parser.add_argument("--loss-chunk-size", type=int, default=128, help="NT-Xent columns per block")
     parser.add_argument("--depth", type=int, default=18)
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--image-size", type=int, default=8)
@@ -100,18 +105,19 @@ def main() -> None:
     parser.add_argument("--one", default="", help=argparse.SUPPRESS)  # internal: one child measurement
     args, _ = parser.parse_known_args()
     if args.one:
-        batch_size, chunks = (int(x) for x in args.one.split(","))
-        print(json.dumps(measure_one(batch_size, chunks, args)))
+        batch_size, chunks, loss_chunk = (int(x) for x in args.one.split(","))
+        print(json.dumps(measure_one(batch_size, chunks, loss_chunk, args)))
         return
 
     argv = list(sys.argv[1:])
     rows = []
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        if batch_size % args.chunk_examples:
+        if batch_size % args.chunk_examples or batch_size % args.loss_chunk_size:
             raise SystemExit(f"--batch-sizes: {batch_size} is not a multiple of --chunk-examples "
-                             f"{args.chunk_examples}; pick multiples.")
-        for chunks in (0, batch_size // args.chunk_examples):
-            rows.append(measure_in_child(batch_size, chunks, argv))
+                             f"{args.chunk_examples} and --loss-chunk-size {args.loss_chunk_size}; pick multiples.")
+        chunks = batch_size // args.chunk_examples
+        for mode in ((0, 0), (chunks, 0), (chunks, args.loss_chunk_size)):
+            rows.append(measure_in_child(batch_size, *mode, argv))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     import jax  # noqa: PLC0415 (device description only)
 
@@ -122,8 +128,10 @@ def main() -> None:
                  "images, 2-layer head (batch norm), NT-Xent, LARS; jit on one device",
         "chunk_examples": args.chunk_examples,
         "note": "gradient_cache_chunks=0 is the plain step; otherwise each chunk encodes "
-                "chunk_examples examples (2x views). temp_mib = XLA temporary buffers of the "
-                "compiled step; peak_rss_mib = peak RSS of a process running only that step.",
+                "chunk_examples examples (2x views); loss_chunk_size>0 is the blockwise NT-Xent. "
+                "temp_mib = XLA temporary buffers of the compiled step; peak_rss_mib = peak RSS "
+                "of a process running only that step. The model has batch norm, so cached losses "
+                "differ slightly from plain ones (per-chunk statistics).",
         "rows": rows}, indent=2))
 
 

@@ -34,7 +34,9 @@ def _batch(sharing, rows, seed=0, shared=6):
     batch = tb.skipgram_batch(stream, 200 - rows * LENGTH + 5, rows=rows, positions_per_row=LENGTH, window=WINDOW,
                               noise=tb.AliasTable.build(np.full(VOCAB, 1 / VOCAB)), negatives_shape=shape,
                               rng=rng)
-    return {name: array[:, None] for name, array in batch.items()}  # one update per step
+    batch = {name: array[:, None] for name, array in batch.items()}  # one update per step
+    batch["learning_rate"] = np.full((rows, 1), 0.05, np.float32)
+    return batch
 
 
 def _state(seed=0):
@@ -76,8 +78,7 @@ def _numpy_sgd(state, batch, lr, sharing):
 @pytest.mark.parametrize("loss_impl", ["fused", "vmap"])
 def test_sgd_update_matches_numpy_reference(sharing, loss_impl):
     batch, state = _batch(sharing, rows=2), _state()
-    step = w2v.make_per_device_step(window=WINDOW, loss="sgns", negatives_per_pair=K, alpha=0.05,
-                                    min_alpha=0.001, total_updates=10, loss_impl=loss_impl)
+    step = w2v.make_per_device_step(window=WINDOW, loss="sgns", negatives_per_pair=K, loss_impl=loss_impl)
     new_state, metrics = jax.jit(lambda s, b: step(s, b, None))(state, batch)
     inputs, outputs, total = _numpy_sgd(state, batch, 0.05, sharing)
     pairs = int(batch["pair_mask"].sum())
@@ -99,8 +100,8 @@ def test_fused_group_loss_gradients_by_finite_differences():
 
 def test_full_softmax_update_matches_numpy_reference():
     batch, state = _batch("window", rows=1), _state()
-    step = w2v.make_per_device_step(window=WINDOW, loss="full_softmax", negatives_per_pair=K, alpha=0.1,
-                                    min_alpha=0.1, total_updates=10)
+    step = w2v.make_per_device_step(window=WINDOW, loss="full_softmax", negatives_per_pair=K)
+    batch["learning_rate"] = np.full((1, 1), 0.1, np.float32)
     new_state, metrics = jax.jit(lambda s, b: step(s, b, None))(state, batch)
     inputs, outputs = np.float64(state.input_vectors), np.float64(state.output_vectors)
     grad_in, grad_out, total = np.zeros_like(inputs), np.zeros_like(outputs), 0.0
@@ -119,12 +120,11 @@ def test_full_softmax_update_matches_numpy_reference():
 
 
 def test_learning_rate_decays_linearly():
-    rates = [float(w2v.learning_rate(jnp.asarray(s), alpha=0.025, min_alpha=0.0001, total_steps=100))
-             for s in (0, 50, 100, 150)]
+    rates = w2v.learning_rates(np.array([0, 50, 100, 150]), alpha=0.025, min_alpha=0.0001, total_updates=100)
     np.testing.assert_allclose(rates, [0.025, 0.01255, 0.0001, 0.0001], rtol=1e-5)
 
 
-SHARDED_KWARGS = dict(window=WINDOW, loss="sgns", negatives_per_pair=K, alpha=0.05, min_alpha=0.001, total_updates=10)
+SHARDED_KWARGS = dict(window=WINDOW, loss="sgns", negatives_per_pair=K)
 
 
 @pytest.fixture(scope="module")

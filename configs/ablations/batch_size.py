@@ -67,7 +67,8 @@ def get_sweep(arg=None) -> sweep.Sweep:
         scalings = _scalings(linear_base=0.3 * 256 ** 0.5, sqrt_base=0.3)  # both 4.8 at B=256
         warmup = None
         minutes = digits_cost_seconds(batch_sizes, epochs) / 60
-        note = (f"Offline reproduction on digits ({arg}): ResNet-18 x0.25, batch sizes {list(batch_sizes)}, "
+        reduced = "Reduced grid, a first look; " if arg == "digits_quick" else ""
+        note = (f"{reduced}Offline reproduction on digits ({arg}): ResNet-18 x0.25, batch sizes {list(batch_sizes)}, "
                 f"epochs {list(epochs)}, LARS with linear (4.8 x B/256) or sqrt (0.3 x sqrt(B)) LR scaling; "
                 f"expected about {minutes:.0f} min on a quiet 2-core CPU.")
     elif arg == "imagenet":

@@ -37,7 +37,8 @@ def get_sweep(arg=None) -> sweep.Sweep:
     base.update(evaluate_head=True, eval_every_steps=0, baselines=False, log_every_steps=50)
     if arg == "digits_quick":
         base.update(epochs=30.0, warmup_epochs=3.0)
-    note = (f"Projection-head ablation ({arg}): {base.epochs:g} epochs, batch {base.batch_size}, "
+    reduced = "Reduced budget, a first look; " if arg == "digits_quick" else ""
+    note = (f"{reduced}Projection-head ablation ({arg}): {base.epochs:g} epochs, batch {base.batch_size}, "
             f"head output {base.head.output_dim}, hidden width = encoder width.")
     return sweep.Sweep(name=f"projection_head-{arg}", base=base,
                        cells=sweep.cells(sweep.axis("head.num_layers", list(HEADS))), layout=LAYOUT,

@@ -32,7 +32,8 @@ def get_sweep(arg=None) -> sweep.Sweep:
     base.update(eval_every_steps=0, baselines=False, log_every_steps=50)
     if arg == "digits_quick":
         base.update(epochs=30.0, warmup_epochs=3.0)
-    note = f"Temperature ablation ({arg}): {base.epochs:g} epochs, batch {base.batch_size}."
+    reduced = "Reduced budget, a first look; " if arg == "digits_quick" else ""
+    note = f"{reduced}Temperature ablation ({arg}): {base.epochs:g} epochs, batch {base.batch_size}."
     return sweep.Sweep(name=f"temperature-{arg}", base=base,
                        cells=sweep.cells(sweep.axis("temperature", TEMPERATURES)), layout=LAYOUT,
                        description=note, validate=validate_simclr_config)

@@ -17,10 +17,19 @@ so the gradient can be formed in three passes over K chunks of the M inputs:
      summing over k (a ``jax.lax.scan``)                  -> dL/dtheta
 
 Peak memory is one chunk's activations plus the ``[M, d]`` embeddings and their gradient,
-flat in M; the price is one extra forward pass. The result is the full-batch gradient
-*exactly* when f treats examples independently (group, layer or instance norm; no batch
-norm). Both passes run the encoder in training mode on the same chunk, so pass 3
-differentiates exactly the function pass 1 evaluated.
+flat in M (the loss's own ``[M, M]`` similarities stay unless it is blockwise too:
+``nt_xent(..., chunk_size=...)``, config ``loss_chunk_size``); the price is one extra
+forward pass. Both passes are ``jax.lax.scan`` loops, not unrolled: an unrolled loop lets
+XLA schedule every chunk at once, and its memory is then that of the full batch (measured).
+
+The result is the full-batch gradient *exactly* when f treats examples independently
+(group, layer or instance norm; no batch norm). Both passes run the encoder in training
+mode on the same chunk, so pass 3 differentiates exactly the function pass 1 evaluated.
+
+Speed on CPU: XLA:CPU compiles a convolution's weight gradient inside a loop body to a slow
+generic kernel (outside loops it is rewritten for the fast convolution library; cf.
+jax-ml/jax#12868), so there a cached ResNet step runs several times slower than a plain one
+(``benchmarks/results/large_batch-cpu.json``). Accelerators were not measured here.
 
 **With batch norm** f depends on the batch, and three things differ from the full batch:
 

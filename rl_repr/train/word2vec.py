@@ -26,7 +26,7 @@ from rl_repr.train.drivers import Driver
 from rl_repr.train.loop import LoopConfig, train_loop
 from rl_repr.train.metrics import MetricsWriter
 from rl_repr.train.word2vec_config import validate_word2vec_config
-from rl_repr.train.word2vec_step import init_state, make_per_device_step, negatives_shape
+from rl_repr.train.word2vec_step import init_state, learning_rates, make_per_device_step, negatives_shape
 
 
 # ============================================================================ run
@@ -117,6 +117,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     """
     validate_word2vec_config(config)
     parallel.maybe_initialize_distributed(config)
+    if config.compilation_cache_dir:
+        # Process-wide: compiled steps are stored and reused by later runs with the same shapes
+        # (compiling the fused step costs seconds on a small CPU, a large share of a short run).
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(config.compilation_cache_dir))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     mesh = parallel.make_mesh(config.num_devices or None)
     rows = config.rows or mesh.devices.size
     parallel.check_batch_divisible(rows, mesh)
@@ -149,14 +154,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     state = init_state(jax.random.PRNGKey(config.seed), vocab.size, config.dim)
     driver = Driver(config.parallel, mesh)
     step_fn = driver.compile_step(make_per_device_step(
-        window=config.window, loss=config.loss, negatives_per_pair=config.negatives, alpha=config.alpha,
-        min_alpha=config.min_alpha, total_updates=total_steps * config.updates_per_step,
-        loss_impl=config.loss_impl))
+        window=config.window, loss=config.loss, negatives_per_pair=config.negatives, loss_impl=config.loss_impl))
     rows_per_process = rows // jax.process_count()
     mine = slice(jax.process_index() * rows_per_process, (jax.process_index() + 1) * rows_per_process)
 
+    updates = config.updates_per_step
+
     def batch_for_step(step: int):
-        return driver.put_batch({name: array[mine] for name, array in batches(step).items()})
+        batch = batches(step)
+        rates = learning_rates(np.arange(step * updates, (step + 1) * updates), alpha=config.alpha,
+                               min_alpha=config.min_alpha, total_updates=total_steps * updates)
+        batch["learning_rate"] = np.broadcast_to(rates, (rows, updates))
+        return driver.put_batch({name: array[mine] for name, array in batch.items()})
 
     words_per_step = corpus.raw_word_count * config.epochs / total_steps
     ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),

@@ -55,6 +55,7 @@ def word2vec_defaults() -> ml_collections.ConfigDict:
     # ---- systems
     c.parallel = "shard_map"        # 'jit' | 'shard_map' | 'pmap'
     c.num_devices = 0               # 0 = every device
+    c.compilation_cache_dir = ""    # '' = off; else JAX's persistent cache: later runs skip compiling
     c.distributed = ml_collections.ConfigDict(dict(
         coordinator_address="", num_processes=1, process_id=0))
     # ---- bookkeeping and outputs

@@ -19,7 +19,9 @@ targets and their ``P`` context slots):
    SGD on the sum, as word2vec takes one step per pair); the loss is
    ``rl_repr.losses.sgns_loss`` vmapped over the pairs (``loss_impl='vmap'``) or the same
    sum computed group by group (``'fused'``, the default, several times faster on CPU);
-3. scatter-add the row gradients times ``-alpha``, decayed linearly to ``min_alpha``.
+3. scatter-add the row gradients times ``-lr``; the rate comes with the batch
+   (:func:`learning_rates`: ``alpha`` decayed linearly to ``min_alpha``), so the compiled
+   step depends only on shapes and can be reused across runs (JAX's compilation cache).
 
 Negatives (``negative_sharing``): ``pair`` draws ``K`` noise words for every pair
 (word2vec.c exactly); ``window`` draws ``K`` per target, shared by the contexts of its
@@ -45,6 +47,7 @@ import functools
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rl_repr import losses
 from rl_repr.data import text_batches
@@ -79,10 +82,14 @@ def init_state(key: jax.Array, vocab_size: int, dim: int) -> Word2VecState:
                          output_vectors=jnp.zeros((vocab_size, dim), jnp.float32))
 
 
-def learning_rate(step: jax.Array, *, alpha: float, min_alpha: float, total_steps: int) -> jax.Array:
-    """word2vec's linear decay: ``alpha - (alpha - min_alpha) * min(step / total_steps, 1)``."""
-    progress = jnp.minimum(step.astype(jnp.float32) / max(total_steps, 1), 1.0)
-    return alpha - (alpha - min_alpha) * progress
+def learning_rates(updates: np.ndarray, *, alpha: float, min_alpha: float, total_updates: int) -> np.ndarray:
+    """word2vec's linear decay per update index: ``alpha - (alpha - min_alpha) min(u / total, 1)``.
+
+    word2vec.c and gensim decay by the fraction of words processed; updates here cover
+    equal numbers of positions, so the fraction of updates is the same schedule.
+    """
+    progress = np.minimum(np.asarray(updates, np.float64) / max(total_updates, 1), 1.0)
+    return (alpha - (alpha - min_alpha) * progress).astype(np.float32)
 
 
 # ============================================================================ losses
@@ -235,11 +242,11 @@ def fused_sgns_gradients(output_vectors: jax.Array, context_vecs: jax.Array, bat
     return loss_sum, input_updates, output_updates
 
 
-def make_update(*, window: int, loss: str, negatives_per_pair: int, alpha: float,
-                min_alpha: float, total_updates: int, loss_impl: str = "fused"):
+def make_update(*, window: int, loss: str, negatives_per_pair: int, loss_impl: str = "fused"):
     """``update(state, batch, axis_name) -> (state, (loss_sum, pairs, lr))``: one SGD update.
 
-    ``batch`` holds this device's rows of :func:`rl_repr.data.text_batches.skipgram_batch`.
+    ``batch`` holds this device's rows of :func:`rl_repr.data.text_batches.skipgram_batch`
+    and ``learning_rate`` ``[rows]`` (the same value in every row, :func:`learning_rates`).
     For ``loss='sgns'``, ``loss_impl='vmap'`` differentiates the sum of
     :func:`sgns_pair_losses` (the library loss vmapped over pairs) and ``'fused'`` the same
     sum written group by group (:func:`fused_sgns_gradients`), several times faster on CPU.
@@ -292,7 +299,7 @@ def make_update(*, window: int, loss: str, negatives_per_pair: int, alpha: float
                 dense_output_grad = jax.lax.psum(dense_output_grad, axis_name)
             loss_sum, pairs = jax.lax.psum((loss_sum, pairs), axis_name)
         # 3. SGD on the summed loss: scatter-add the row gradients
-        lr = learning_rate(state.step, alpha=alpha, min_alpha=min_alpha, total_steps=total_updates)
+        lr = batch["learning_rate"][0]
         input_vectors = _scatter_add(state.input_vectors, input_updates, -lr)
         output_vectors = _scatter_add(state.output_vectors, output_updates, -lr)
         if dense_output_grad is not None:
@@ -306,6 +313,8 @@ def make_update(*, window: int, loss: str, negatives_per_pair: int, alpha: float
 
 def _check_batch(batch: dict[str, jax.Array], window: int) -> None:
     """Raises ValueError (at trace time) unless ``batch`` has the pair layout of ``window``."""
+    if "learning_rate" not in batch:
+        raise ValueError("batch has no 'learning_rate' [rows]: add the update's rate from learning_rates().")
     rows, length = batch["targets"].shape
     expected = (rows, text_batches.pairs_per_row(window, length))
     for name in ("contexts", "pair_mask"):
