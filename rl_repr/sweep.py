@@ -31,6 +31,7 @@ import re
 import shutil
 import sys
 import time
+import traceback
 from typing import Any, Callable, Mapping, Sequence
 
 from rl_repr import config_utils
@@ -279,6 +280,7 @@ def run_sweep(sweep: Sweep, sweep_dir: str, *, train_fn: Callable[[Any, str], di
             _record(workdir, "diverged", error, log, prefix)
             results = None
         except Exception as error:  # noqa: BLE001 - one bad cell must not lose the others
+            traceback.print_exc()
             _record(workdir, "failed", error, log, prefix)
             results = None
         seconds = time.perf_counter() - start

@@ -103,25 +103,35 @@ def full_batch_reference(group_norm_model):
     return jax.jit(jax.value_and_grad(loss))(variables["params"])
 
 
-@pytest.mark.parametrize("num_chunks", [2, 8])
-def test_group_norm_gradient_equals_full_batch_gradient(group_norm_model, full_batch_reference,
-                                                         num_chunks):
+@pytest.fixture(scope="module")
+def cached_gradient(group_norm_model):
+    """``num_chunks -> (loss, aux, grads)`` of the cached computation, each compiled once."""
     model, variables, v1, v2 = group_norm_model
+    results = {}
+
+    def get(num_chunks):
+        if num_chunks not in results:
+            results[num_chunks] = jax.jit(lambda p: gradient_cache.two_view_value_and_grad(
+                _embed_fn(model, {}), _pair_loss, p, v1, v2, num_chunks))(variables["params"])
+        return results[num_chunks]
+
+    return get
+
+
+@pytest.mark.parametrize("num_chunks", [2, 8])
+def test_group_norm_gradient_equals_full_batch_gradient(full_batch_reference, cached_gradient, num_chunks):
     ref_loss, ref_grads = full_batch_reference
-    run = jax.jit(lambda p: gradient_cache.two_view_value_and_grad(
-        _embed_fn(model, {}), _pair_loss, p, v1, v2, num_chunks))
-    loss, aux, grads = run(variables["params"])
+    loss, aux, grads = cached_gradient(num_chunks)
     assert aux == {}
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
     chex.assert_trees_all_close(grads, ref_grads, rtol=2e-5, atol=2e-6)
 
 
-def test_cached_gradient_matches_finite_differences(group_norm_model):
+def test_cached_gradient_matches_finite_differences(group_norm_model, cached_gradient):
     """A directional derivative of the loss, by central differences, against <grad, d>."""
     model, variables, v1, v2 = group_norm_model
     params = variables["params"]
-    _, _, grads = jax.jit(lambda p: gradient_cache.two_view_value_and_grad(
-        _embed_fn(model, {}), _pair_loss, p, v1, v2, 4))(params)
+    _, _, grads = cached_gradient(8)
     leaves, treedef = jax.tree.flatten(params)
     rng = np.random.default_rng(1)
     noise = [rng.normal(size=x.shape) for x in leaves]
@@ -222,6 +232,7 @@ def _two_steps(config):
     return np.array(losses_), jax.device_get(run.driver.get_state(placed)).params
 
 
+@pytest.mark.slow
 def test_simclr_step_with_gradient_cache_matches_plain_step():
     """Group-norm ResNet, layer-norm head: the cached step under shard_map on 2 devices (4
     chunks of each device's 8 examples, negatives gathered across devices) trains exactly

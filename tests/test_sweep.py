@@ -148,6 +148,7 @@ def test_an_interrupted_cell_stops_the_sweep_and_a_changed_config_is_refused(tmp
         sweep.run_sweep(changed, str(tmp_path), train_fn=_FakeTrainer())
 
 
+@pytest.mark.slow
 def test_real_cell_resumes_from_its_checkpoint_then_is_skipped(tmp_path, capsys):
     """One real SimCLR cell: preempted after 2 of its 4 steps, resumed by the next sweep run
     (the trainer restores its checkpoint), and skipped by the one after."""

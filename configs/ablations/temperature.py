@@ -29,7 +29,7 @@ def get_sweep(arg=None) -> sweep.Sweep:
     if arg not in _RECIPES:
         raise ValueError(f"configs/ablations/temperature.py takes one of {sorted(_RECIPES)}, not {arg!r}.")
     base = load_config_file(os.path.join(_CONFIGS, _RECIPES[arg]))
-    base.update(eval_every_steps=0, baselines=False, log_every_steps=50)
+    base.update(eval_every_steps=0, baselines=False, finetune_fractions=(), log_every_steps=50)
     if arg == "digits_quick":
         base.update(epochs=30.0, warmup_epochs=3.0)
     reduced = "Reduced budget, a first look; " if arg == "digits_quick" else ""
