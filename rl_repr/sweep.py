@@ -1,7 +1,7 @@
 """Sweeps as data: a base recipe plus a list of overrides, each cell an ordinary run.
 
     python -m rl_repr.sweep --sweep=configs/ablations/batch_size.py:digits --dir=workdirs/sweeps/bs \
-        [--publish=experiments/results/batch_size-digits] [--devices=N] [--retry_failed]
+        [--publish=experiments/results/batch_size-digits] [--devices=N] [--retry_failed] [--list]
 
 A sweep file defines ``get_sweep(arg) -> Sweep``. Each cell trains in ``<dir>/<cell name>``
 through the trainer ``rl_repr.main`` dispatches to (``config.method``), exactly as
