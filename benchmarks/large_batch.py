@@ -131,7 +131,8 @@ def main() -> None:
                 "chunk_examples examples (2x views); loss_chunk_size>0 is the blockwise NT-Xent. "
                 "temp_mib = XLA temporary buffers of the compiled step; peak_rss_mib = peak RSS "
                 "of a process running only that step. The model has batch norm, so cached losses "
-                "differ slightly from plain ones (per-chunk statistics).",
+                "differ slightly from plain ones (per-chunk statistics). Cached steps on a CPU "
+                "use explicit convolution gradients (model.explicit_conv_gradients='auto').",
         "rows": rows}, indent=2))
 
 

@@ -28,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rl_repr.models.explicit_gradient_conv import explicit_gradient_conv
 from rl_repr.models.norm_choice import NORM_KINDS, norm_factory
 
 __all__ = ["ResNet", "BasicBlock", "BottleneckBlock", "STAGE_SIZES", "resnet_feature_dim",
@@ -166,6 +167,9 @@ class ResNet(nn.Module):
       bn_axis_name: mapped axis name for cross-device batch norm under
         shard_map/pmap (None under jit, where statistics are global anyway).
       num_groups: G for group norm (clipped to a divisor of narrow layers' width).
+      explicit_conv_gradients: differentiate the convolutions through
+        :func:`~rl_repr.models.explicit_gradient_conv.explicit_gradient_conv` (same
+        values; much faster on XLA:CPU inside ``jax.lax.scan``, e.g. representation caching).
     """
 
     depth: int = 50
@@ -179,6 +183,7 @@ class ResNet(nn.Module):
     bn_momentum: float = 0.9
     bn_axis_name: str | None = None
     num_groups: int = 32
+    explicit_conv_gradients: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -195,7 +200,8 @@ class ResNet(nn.Module):
             raise ValueError(f"ResNet: norm={self.norm!r} is not one of {NORM_KINDS}.")
         block_class = _block_class(self.depth)
         conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                                 param_dtype=jnp.float32, kernel_init=conv_kernel_init)
+                                 param_dtype=jnp.float32, kernel_init=conv_kernel_init,
+                                 conv_general_dilated=explicit_gradient_conv if self.explicit_conv_gradients else None)
         norm = norm_factory(self.norm, train=train, dtype=self.dtype,
                             bn_momentum=self.bn_momentum, bn_axis_name=self.bn_axis_name,
                             num_groups=self.num_groups)

@@ -26,10 +26,13 @@ The result is the full-batch gradient *exactly* when f treats examples independe
 (group, layer or instance norm; no batch norm). Both passes run the encoder in training
 mode on the same chunk, so pass 3 differentiates exactly the function pass 1 evaluated.
 
-Speed on CPU: XLA:CPU compiles a convolution's weight gradient inside a loop body to a slow
-generic kernel (outside loops it is rewritten for the fast convolution library; cf.
-jax-ml/jax#12868), so there a cached ResNet step runs several times slower than a plain one
-(``benchmarks/results/large_batch-cpu.json``). Accelerators were not measured here.
+Speed on CPU: XLA:CPU lowers JAX's convolution gradients inside a loop body to a generic
+loop nest (outside loops it rewrites them for its convolution library), so with them a
+cached ResNet step ran ~10x slower than a plain one. The SimCLR trainer therefore writes the
+convolution gradients out as plain convolutions when caching on a CPU
+(``model.explicit_conv_gradients``, ``rl_repr/models/explicit_gradient_conv.py``), which
+brings a cached step back to about a plain step's time (``benchmarks/results/large_batch-cpu.json``).
+Accelerators were not measured here.
 
 **With batch norm** f depends on the batch, and three things differ from the full batch:
 

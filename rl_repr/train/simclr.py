@@ -56,13 +56,23 @@ class SimCLRModel(nn.Module):
         return h, z, layers
 
 
+def _explicit_conv_gradients(config: ml_collections.ConfigDict) -> bool:
+    """``model.explicit_conv_gradients``: 'auto' turns them on for representation caching
+    on a CPU, the one place measured to need them (``benchmarks/large_batch.py``)."""
+    choice = config.model.explicit_conv_gradients
+    if choice == "auto":
+        return bool(config.gradient_cache_chunks) and jax.default_backend() == "cpu"
+    return choice == "on"
+
+
 def build_model(config: ml_collections.ConfigDict, bn_axis_name: str | None) -> SimCLRModel:
     dtype = jnp.bfloat16 if config.compute_dtype == "bfloat16" else jnp.float32
     m = config.model
     encoder = ResNet(depth=m.depth, num_classes=None, width_multiplier=m.width_multiplier,
                      small_image_stem=m.small_image_stem, norm=m.norm, residual=m.residual,
                      zero_init_last_norm=m.zero_init_last_norm, dtype=dtype,
-                     bn_axis_name=bn_axis_name, num_groups=m.num_groups)
+                     bn_axis_name=bn_axis_name, num_groups=m.num_groups,
+                     explicit_conv_gradients=_explicit_conv_gradients(config))
     head = ProjectionHead(num_layers=config.head.num_layers, hidden_dim=config.head.hidden_dim or None,
                           output_dim=config.head.output_dim, use_norm=config.head.norm != "none",
                           norm="batch" if config.head.norm == "none" else config.head.norm,

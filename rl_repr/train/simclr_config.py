@@ -33,7 +33,11 @@ def simclr_defaults() -> ml_collections.ConfigDict:
     # ---- encoder and head
     c.model = ml_collections.ConfigDict(dict(
         depth=50, width_multiplier=1.0, small_image_stem=False, norm="batch", residual=True,
-        zero_init_last_norm=False, num_groups=32))
+        zero_init_last_norm=False, num_groups=32,
+        # convolution gradients written as plain convolutions ('on'/'off'; 'auto' = on with
+        # gradient_cache_chunks on a CPU, where XLA runs JAX's own inside loops ~10x slower;
+        # rl_repr/models/explicit_gradient_conv.py)
+        explicit_conv_gradients="auto"))
     # head.norm after each dense layer: 'batch' (SimCLR), or 'layer'/'none' for a head with no
     # batch-dependent layer (exact representation caching with a group-norm encoder)
     c.head = ml_collections.ConfigDict(dict(num_layers=2, hidden_dim=0, output_dim=128,
@@ -86,6 +90,7 @@ def simclr_rules() -> list[cu.Rule]:
         cu.one_of("method", ("simclr",)),
         cu.one_of("optimizer", OPTIMIZERS), cu.one_of("lr_scaling", LR_SCALINGS),
         cu.one_of("model.norm", NORMS), cu.one_of("model.depth", DEPTHS),
+        cu.one_of("model.explicit_conv_gradients", ("auto", "on", "off")),
         cu.one_of("compute_dtype", DTYPES), cu.one_of("parallel", DRIVERS),
         cu.positive_int("batch_size"), cu.positive("epochs"), cu.non_negative("warmup_epochs"),
         cu.Rule("warmup_epochs", lambda w, c: w <= c.epochs, "at most config.epochs"),
