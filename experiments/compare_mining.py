@@ -1,10 +1,12 @@
 """Which triplets to train on? Every mining strategy on the held-out digits, next to baselines.
 
-    nice -n 10 python experiments/compare_mining.py                  # ~10 min on 2 CPU cores
+    nice -n 5 python experiments/compare_mining.py                   # ~13 min on 2 busy CPU cores
     python experiments/compare_mining.py --seeds 0 --steps 100       # a quick look
 
-Trains ``configs/metric_digits.py:<strategy>`` (digits 0-4, PK batches of 5 x 16, the small
-conv net, 64-d unit embeddings) once per strategy and seed, and scores each network on the
+Trains ``configs/metric_digits.py:<recipe>`` (digits 0-4, PK batches of 5 x 16, the small
+conv net, 64-d unit embeddings) once per recipe and seed: each mining strategy alone, then
+semi-hard plus the instance (NT-Xent) term and the instance term alone (``semi_hard+instance``
+and ``instance_only``: ``+`` joins launch tokens). Each network is scored on the
 held-out digits 5-9 with the same 600 5-way 1-shot and 5-shot episodes, the same 3000
 verification pairs (10-fold thresholds) and recall@k. Two baselines come from the same
 runs: nearest neighbour on raw pixels, and the same network at random initialisation.
@@ -27,7 +29,12 @@ sys.path.insert(0, ROOT)
 
 from rl_repr import config_utils  # noqa: E402
 from rl_repr.train import metric_learning  # noqa: E402
-from rl_repr.train.metric_learning_config import LOSSES  # noqa: E402
+from rl_repr.train.metric_learning_config import FEATURE_TRANSFORMS, LOSSES  # noqa: E402
+
+RECIPES = (*LOSSES, "semi_hard+instance", "instance_only")
+TRANSFORM_NOTE = {"none": "they come (squared Euclidean nearest neighbour)",
+                  "center_and_normalize": "(x - mu) / |x - mu| with mu the mean feature of the training "
+                                          "images of 0-4 (SimpleShot's CL2N), for every row"}
 
 METRICS = ("5way_1shot_accuracy", "5way_5shot_accuracy", "verification_accuracy", "recall_at_1",
            "trunk_5way_1shot_accuracy", "seen_classes_5way_1shot_accuracy")
@@ -35,14 +42,19 @@ EPISODE_CI = ("5way_1shot_ci95", "5way_5shot_ci95")
 LABELS = {"random_triplets": "random triplets (no mining)", "batch_all": "batch-all",
           "batch_hard": "batch-hard", "batch_hard_soft": "batch-hard, soft margin",
           "semi_hard": "semi-hard (FaceNet)", "siamese_pairs": "Siamese pairs (contrastive)",
+          "semi_hard+instance": "semi-hard x 0.1 + instance term (NT-Xent)",
+          "instance_only": "instance term alone (no labels)",
           "raw_pixels": "baseline: raw pixels, nearest neighbour",
           "random_init": "baseline: same network, random init"}
 
 
-def run_one(strategy: str, seed: int, steps: int | None, workdir: str, baselines: bool) -> dict:
-    """Trains and evaluates one strategy with one seed; returns its results.json."""
-    config = config_utils.load_config_file(os.path.join(ROOT, "configs", "metric_digits.py"), strategy)
+def run_one(strategy: str, seed: int, steps: int | None, workdir: str, baselines: bool,
+            feature_transform: str) -> dict:
+    """Trains and evaluates one recipe with one seed; returns its results.json."""
+    config = config_utils.load_config_file(os.path.join(ROOT, "configs", "metric_digits.py"),
+                                           strategy.replace("+", ","))
     with config.unlocked():
+        config.eval.feature_transform = feature_transform
         config.seed = seed                 # network init, PK batches, augmentation, random pairs
         config.eval.seed = 0               # the same episodes and pairs for every run
         config.baselines = baselines
@@ -80,9 +92,12 @@ def markdown_table(summary: dict, meta: dict) -> str:
         f"Held-out digits 5-9 ({meta['num_heldout_images']} images), network trained on digits 0-4 "
         f"for {meta['steps']} steps of PK batches ({meta['batch_size']} = 5 classes x 16). "
         f"Mean ± std over seeds {meta['seeds']} (%); the 600-episode 95% interval of one run is "
-        f"about ±{100 * meta['episode_ci95']:.1f}. Trunk h = the pooled conv features under the "
-        "embedding layer. Seen classes = the same 5-way 1-shot protocol on the test-split images "
-        "of the training digits 0-4 (images not trained on, classes trained on).",
+        f"about ±{100 * meta['episode_ci95']:.1f}. Trunk h = the conv features under the "
+        "embedding layer (globally pooled, 128-d; flattened, 512-d, for the instance-term recipes, "
+        "which also add shifts and rotations to the augmentation: `configs/metric_digits.py`). "
+        "Seen classes = the same 5-way 1-shot protocol on the test-split images "
+        "of the training digits 0-4 (images not trained on, classes trained on). Features scored "
+        f"as {TRANSFORM_NOTE[meta.get('feature_transform', 'none')]}.",
         "",
         "| representation | 5-way 1-shot | 5-way 5-shot | verification (10-fold) | recall@1 "
         "| trunk h: 5-way 1-shot | seen classes: 5-way 1-shot |",
@@ -123,7 +138,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--steps", type=int, default=0, help="override num_steps (0 = the recipe's)")
-    parser.add_argument("--strategies", default=",".join(LOSSES))
+    parser.add_argument("--strategies", default=",".join(RECIPES))
+    parser.add_argument("--feature-transform", default="center_and_normalize", choices=FEATURE_TRANSFORMS,
+                        help="applied to every representation before scoring (config.eval.feature_transform)")
     parser.add_argument("--workdir", default="", help="run directories (default: a temporary dir)")
     parser.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
     parser.add_argument("--replot", action="store_true",
@@ -144,7 +161,8 @@ def main() -> None:
     meta = {}
     for seed in seeds:
         for index, strategy in enumerate(strategies):
-            results = run_one(strategy, seed, args.steps, workdir, baselines=index == 0)
+            results = run_one(strategy, seed, args.steps, workdir, baselines=index == 0,
+                              feature_transform=args.feature_transform)
             per_seed[strategy].append(results)
             for baseline in ("raw_pixels", "random_init"):
                 prefix = f"{baseline}_"
@@ -157,7 +175,8 @@ def main() -> None:
     if len(seeds) > 0:
         per_seed["raw_pixels"] = per_seed["raw_pixels"][:1]  # identical for every seed
     summary = summarise(per_seed)
-    meta.update(seeds=seeds, recipe="configs/metric_digits.py:<strategy>", runtime_seconds=round(time.time() - start),
+    meta.update(seeds=seeds, recipe="configs/metric_digits.py:<recipe>", feature_transform=args.feature_transform,
+                runtime_seconds=round(time.time() - start),
                 episode_ci95=float(np.mean([r["5way_1shot_ci95"] for runs in per_seed.values() for r in runs])))
 
     os.makedirs(args.out, exist_ok=True)

@@ -38,6 +38,7 @@ __all__ = [
     "verification_accuracy",
     "recall_at_k",
     "benchmark_embeddings",
+    "center_and_normalize",
 ]
 
 Distance = Literal["squared_euclidean", "cosine"]
@@ -259,6 +260,23 @@ def recall_at_k(features: np.ndarray, labels: np.ndarray, ks: Sequence[int] = (1
         hits.append(np.logical_or.accumulate(match, axis=1))                 # hit within first j+1
     hits = np.concatenate(hits)
     return {int(k): float(np.mean(hits[:, k - 1])) for k in ks}
+
+
+# ============================================================================ feature transform
+def center_and_normalize(features: np.ndarray, base_mean: np.ndarray) -> np.ndarray:
+    """SimpleShot's CL2N (Wang et al. 2019, "SimpleShot: Revisiting Nearest-Neighbor
+    Classification for Few-Shot Learning", arXiv:1911.04623): ``(x - mu) / ||x - mu||``.
+
+    ``features [M, d]``; ``base_mean [d]`` is the mean feature of the *training* classes'
+    images (never of the evaluated classes), so the transform uses nothing of the episodes.
+    Returns ``[M, d]`` float64 unit rows (a zero row stays zero).
+    """
+    features, base_mean = np.asarray(features, np.float64), np.asarray(base_mean, np.float64)
+    if features.ndim != 2 or base_mean.shape != features.shape[1:]:
+        raise ValueError(f"center_and_normalize: features {features.shape} and base_mean {base_mean.shape}; "
+                         "pass features [M, d] and the training classes' mean feature [d].")
+    centred = features - base_mean
+    return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
 
 
 # ============================================================================ all of them

@@ -158,3 +158,18 @@ def test_benchmark_reports_every_key_on_the_same_tasks():
     assert set(first) == {"5way_1shot_accuracy", "5way_1shot_ci95", "5way_5shot_accuracy", "5way_5shot_ci95",
                           "verification_accuracy", "verification_std", "recall_at_1", "recall_at_4"}
     assert first == fs.benchmark_embeddings(features, labels, **kwargs)
+
+
+# ------------------------------------------------------------------ feature transform
+def test_center_and_normalize_matches_sklearn_and_keeps_zero_rows():
+    """SimpleShot's CL2N against sklearn's ``normalize`` of the centred rows."""
+    from sklearn.preprocessing import normalize
+
+    features, _ = _data()
+    base_mean = features[:20].mean(axis=0)
+    got = fs.center_and_normalize(features, base_mean)
+    np.testing.assert_allclose(got, normalize(features.astype(np.float64) - base_mean), rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0)
+    assert np.all(fs.center_and_normalize(base_mean[None], base_mean) == 0.0)
+    with pytest.raises(ValueError, match="mean feature \\[d\\]"):
+        fs.center_and_normalize(features, base_mean[:3])

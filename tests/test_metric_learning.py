@@ -1,8 +1,9 @@
-"""The metric-learning trainer: PK batches, mining on the gathered global batch, drivers, runs.
+"""The metric-learning trainer: PK batches, mining on the gathered global batch, the instance
+(NT-Xent) term on two views, drivers, runs.
 
-References: numpy formulas for the random-triplet and Siamese losses, finite differences
-(float64) for their gradients, and the single-device value and gradient for the sharded
-paths (8 fake CPU devices from conftest).
+References: numpy formulas for the random-triplet, Siamese, batch-hard and NT-Xent losses,
+finite differences (float64) for their gradients, and the single-device value and gradient
+for the sharded paths (8 fake CPU devices from conftest).
 """
 import functools
 import json
@@ -17,6 +18,8 @@ from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
 
 from rl_repr import checkpoint, config_utils, main, parallel
+from rl_repr import evaluate_few_shot as fs
+from rl_repr.data import pk_batches
 from rl_repr.train import metric_learning as ml
 from rl_repr.train.metric_learning_config import LOSSES, metric_learning_defaults, metric_learning_rules
 
@@ -43,19 +46,30 @@ def tiny_config(**overrides):
 # ------------------------------------------------------------------ PK batches
 def test_pk_batches_are_p_classes_times_k_images_and_a_function_of_the_step():
     labels = np.repeat(np.arange(6), [10, 10, 10, 10, 10, 3])
-    rows = ml.pk_batch_indices(labels, 4, 5, seed=1, step=7)
+    rows = pk_batches.pk_batch_indices(labels, 4, 5, seed=1, step=7)
     assert rows.shape == (20,)
     blocks = labels[rows].reshape(4, 5)
     assert np.all(blocks == blocks[:, :1]) and len(set(blocks[:, 0])) == 4
     for block_rows, cls in zip(rows.reshape(4, 5), blocks[:, 0]):
         if cls != 5:  # a class with >= K images gives K distinct images
             assert len(set(block_rows)) == 5
-    np.testing.assert_array_equal(rows, ml.pk_batch_indices(labels, 4, 5, seed=1, step=7))
-    assert not np.array_equal(rows, ml.pk_batch_indices(labels, 4, 5, seed=1, step=8))
-    drawn = {c for s in range(50) for c in labels[ml.pk_batch_indices(labels, 2, 5, seed=0, step=s)]}
+    np.testing.assert_array_equal(rows, pk_batches.pk_batch_indices(labels, 4, 5, seed=1, step=7))
+    assert not np.array_equal(rows, pk_batches.pk_batch_indices(labels, 4, 5, seed=1, step=8))
+    drawn = {c for s in range(50) for c in labels[pk_batches.pk_batch_indices(labels, 2, 5, seed=0, step=s)]}
     assert drawn == set(range(6))
     with pytest.raises(ValueError, match="exceeds the 6 training classes"):
-        ml.pk_batch_indices(labels, 7, 2, seed=0, step=0)
+        pk_batches.pk_batch_indices(labels, 7, 2, seed=0, step=0)
+
+
+def test_class_split_keeps_every_image_of_the_heldout_classes_out_of_training():
+    split = pk_batches.load_class_split(tiny_config())
+    assert set(np.unique(split.train.labels)) == {0, 1, 2, 3, 4}
+    assert set(np.unique(split.heldout.labels)) == {5, 6, 7, 8, 9}
+    assert set(np.unique(split.seen.labels)) == {0, 1, 2, 3, 4}
+    # Held-out images are the held-out classes of both splits: 896 of the 1797 digits.
+    assert split.heldout.num_examples + split.train.num_examples + split.seen.num_examples == 1797
+    train_pixels = {image.tobytes() for image in split.train.images}
+    assert not any(image.tobytes() in train_pixels for image in split.heldout.images)
 
 
 # ------------------------------------------------------------------ losses of the trainer
@@ -103,6 +117,59 @@ def test_random_triplet_and_siamese_gradients_match_finite_differences(loss):
     with jax.enable_x64(True):
         fn = lambda e: ml.metric_loss(e, jnp.asarray(labels), jax.random.PRNGKey(0), loss=loss)[0]  # noqa: E731
         check_grads(jax.jit(fn), (jnp.float64(emb * 0.7),), order=1, modes=("rev",), eps=1e-6)
+
+
+def numpy_batch_hard(emb, labels, margin):
+    """Hermans et al. 2017 from the formula: mean_a max(max_p |a-p| - min_n |a-n| + margin, 0)."""
+    dist = np.sqrt(np.maximum(np.sum((emb[:, None] - emb[None]) ** 2, -1), 0))
+    same = labels[:, None] == labels[None]
+    hardest_positive = np.where(same & ~np.eye(len(labels), dtype=bool), dist, -np.inf).max(1)
+    hardest_negative = np.where(~same, dist, np.inf).min(1)
+    return np.mean(np.maximum(hardest_positive - hardest_negative + margin, 0))
+
+
+def numpy_nt_xent(z1, z2, tau):
+    """Chen et al. 2020 eq. 1: mean over the 2N views of -log softmax of the partner among the others."""
+    z = np.concatenate([z1, z2])
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    n = len(z1)
+    total = 0.0
+    for i in range(2 * n):
+        partner = (i + n) % (2 * n)
+        logits = np.array([z[i] @ z[k] / tau for k in range(2 * n) if k != i])
+        total += -(z[i] @ z[partner] / tau) + np.log(np.sum(np.exp(logits)))
+    return total / (2 * n)
+
+
+@pytest.mark.parametrize("metric_weight, instance_weight", [(1.0, 0.5), (0.0, 1.0)])
+def test_metric_and_instance_loss_matches_numpy(metric_weight, instance_weight):
+    emb, labels = _batch(b=12, d=5, seed=2)
+    other, _ = _batch(b=12, d=5, seed=3)
+    view_2 = (emb + 0.5 * other) / np.linalg.norm(emb + 0.5 * other, axis=1, keepdims=True)
+    value, diagnostics = ml.metric_and_instance_loss(
+        jnp.float32(emb), jnp.float32(view_2), jnp.asarray(labels), jax.random.PRNGKey(0),
+        metric_weight=metric_weight, instance_weight=instance_weight, instance_temperature=0.3,
+        loss="batch_hard", margin=0.4)
+    metric = numpy_batch_hard(np.concatenate([emb, view_2]), np.concatenate([labels, labels]), 0.4)
+    instance = numpy_nt_xent(emb, view_2, 0.3)
+    assert float(value) == pytest.approx(metric_weight * metric + instance_weight * instance, rel=1e-5)
+    assert float(diagnostics["metric_loss"]) == pytest.approx(metric, rel=1e-5)
+    assert float(diagnostics["instance_loss"]) == pytest.approx(instance, rel=1e-5)
+    with pytest.raises(ValueError, match="two \\[B, d\\] views"):
+        ml.metric_and_instance_loss(jnp.float32(emb), jnp.float32(view_2[:4]), jnp.asarray(labels),
+                                    jax.random.PRNGKey(0), metric_weight=1.0, instance_weight=1.0,
+                                    instance_temperature=0.3, loss="batch_hard")
+
+
+def test_metric_and_instance_loss_gradient_matches_finite_differences():
+    emb, labels = _batch(b=8, d=3, seed=4)
+    other, _ = _batch(b=8, d=3, seed=5)
+    with jax.enable_x64(True):
+        def fn(a, b):
+            return ml.metric_and_instance_loss(a, b, jnp.asarray(labels), jax.random.PRNGKey(0), metric_weight=0.7,
+                                               instance_weight=0.3, instance_temperature=0.5, loss="semi_hard")[0]
+        check_grads(jax.jit(fn), (jnp.float64(emb * 0.8), jnp.float64(other * 0.9)), order=1, modes=("rev",),
+                    eps=1e-6)
 
 
 def _per_device_value_and_grad(gather, names=LOSSES):
@@ -180,18 +247,23 @@ def _train(config, num_steps=3):
     return np.array(losses), jax.device_get(run.driver.get_state(placed))
 
 
+# Siamese pairs (random partners) plus the instance term (two views of each image, gathered
+# view by view): the step's every global-batch dependency at once.
+TWO_VIEW_SIAMESE = dict(loss="siamese_pairs", instance_weight=0.5, instance_temperature=0.3)
+
+
 @pytest.fixture(scope="module")
 def jit_8_devices():
-    return _train(tiny_config(parallel="jit", loss="siamese_pairs"))
+    return _train(tiny_config(parallel="jit", **TWO_VIEW_SIAMESE))
 
 
 @pytest.mark.parametrize("overrides", [dict(parallel="shard_map"), dict(parallel="pmap"),
                                        dict(parallel="jit", num_devices=1)])
 def test_drivers_and_device_counts_train_identically(overrides, jit_8_devices):
-    """Global batch norm, per-example augmentation keys and the random Siamese pairs all
-    see the global batch, so every driver takes the same steps."""
+    """Global batch norm, per-example augmentation keys, the random Siamese pairs and the
+    NT-Xent negatives all see the global batch, so every driver takes the same steps."""
     ref_losses, ref_state = jit_8_devices
-    losses, state = _train(tiny_config(loss="siamese_pairs", **overrides))
+    losses, state = _train(tiny_config(**TWO_VIEW_SIAMESE, **overrides))
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
     chex.assert_trees_all_close(state.params, ref_state.params, rtol=1e-4, atol=1e-5)
     chex.assert_trees_all_close(state.batch_stats, ref_state.batch_stats, rtol=1e-4, atol=1e-5)
@@ -207,8 +279,15 @@ def _params(workdir, target):
 
 def test_run_writes_results_and_resumes_to_identical_parameters(tmp_path):
     full, part = str(tmp_path / "full"), str(tmp_path / "part")
-    quick = functools.partial(tiny_config, augment_enabled=False)  # augmentation: see the driver tests
+    quick = functools.partial(tiny_config, augment_enabled=False,  # augmentation: see the driver tests
+                              **{"eval.feature_transform": "center_and_normalize"})
     results = ml.train_and_evaluate(quick(baselines=True), full)
+    split = pk_batches.load_class_split(quick())
+    pixels = lambda d: d.images.reshape(d.num_examples, -1) / 255.0  # noqa: E731
+    centred = fs.center_and_normalize(pixels(split.heldout), pixels(split.train).mean(axis=0))
+    expected = fs.few_shot_accuracy(centred, split.heldout.labels, n_way=5, k_shot=1, num_queries=5,
+                                    num_episodes=40)
+    assert results["raw_pixels_5way_1shot_accuracy"] == pytest.approx(expected["accuracy"], abs=1e-9)
     for name in ("results.json", "config.json", "metrics.jsonl"):
         assert os.path.isfile(os.path.join(full, name)), name
     assert json.load(open(os.path.join(full, "results.json")))["steps"] == 4
@@ -234,6 +313,14 @@ def test_bad_values_fail_naming_the_key():
     message = str(error.value)
     assert "'loss' has invalid value 'hardest'" in message
     assert "'examples_per_class' has invalid value 1" in message and "'eval.num_episodes'" in message
+    with pytest.raises(config_utils.ConfigError) as error:
+        ml.build_run(tiny_config(metric_weight=0.0, instance_temperature=0.0))
+    assert "'metric_weight' has invalid value 0.0" in str(error.value)
+    assert "'instance_temperature' has invalid value 0.0" in str(error.value)
+    with pytest.raises(config_utils.ConfigError, match="'eval.feature_transform' has invalid value 'cl2n'"):
+        ml.build_run(tiny_config(**{"eval.feature_transform": "cl2n"}))
+    with pytest.raises(config_utils.ConfigError, match="'instance_weight' has invalid value 1.0"):
+        ml.build_run(tiny_config(instance_weight=1.0, augment_enabled=False))
     with pytest.raises(ValueError, match="8 devices"):
         ml.build_run(tiny_config(classes_per_batch=3, examples_per_class=3))
     with pytest.raises(ValueError, match="only 2 held-out classes"):
@@ -249,6 +336,18 @@ def test_digits_recipe_selects_each_strategy(loss):
     small = config_utils.load_config_file(os.path.join(ROOT, "configs/metric_digits.py"), f"{loss},runlocal")
     assert small.loss == loss and small.num_steps < config.num_steps
     config_utils.validate_config(small, metric_learning_rules())
+
+
+def test_digits_instance_recipes_add_the_nt_xent_term():
+    digits = os.path.join(ROOT, "configs/metric_digits.py")
+    mixed = config_utils.load_config_file(digits, "batch_hard,instance")
+    alone = config_utils.load_config_file(digits, "instance_only,runlocal")
+    assert mixed.loss == "batch_hard" and mixed.instance_weight > 0 and mixed.metric_weight > 0
+    assert alone.instance_weight > 0 and alone.metric_weight == 0 and alone.num_steps < mixed.num_steps
+    for config in (mixed, alone):
+        ml.validate_metric_learning_config(config)
+    with pytest.raises(ValueError, match="optionally one of"):
+        config_utils.load_config_file(digits, "instance,instance_only")
 
 
 def test_recipes_reject_unknown_arguments_and_lfw_recipe_is_valid():

@@ -56,7 +56,18 @@ def _padding(kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
     return ((half, half), (half, half))
 
 
-class BasicBlock(nn.Module):
+class _Block(nn.Module):
+    """The fields every residual block has (documented on :class:`BasicBlock`)."""
+
+    features: int
+    conv: ModuleDef
+    norm: ModuleDef
+    strides: int = 1
+    residual: bool = True
+    zero_init_last_norm: bool = False
+
+
+class BasicBlock(_Block):
     """Two 3x3 convs (ResNet-18/34): ``relu(norm(conv(relu(norm(conv(x))))) + shortcut(x))``.
 
     Attributes:
@@ -68,12 +79,6 @@ class BasicBlock(nn.Module):
       zero_init_last_norm: start the last norm's scale at 0.
     """
 
-    features: int
-    conv: ModuleDef
-    norm: ModuleDef
-    strides: int = 1
-    residual: bool = True
-    zero_init_last_norm: bool = False
     expansion: ClassVar[int] = 1
 
     @nn.compact
@@ -87,19 +92,13 @@ class BasicBlock(nn.Module):
         return nn.relu(_add_shortcut(self, x, y))
 
 
-class BottleneckBlock(nn.Module):
+class BottleneckBlock(_Block):
     """1x1 reduce, 3x3, 1x1 expand (ResNet-50/101/152), stride on the 3x3 (v1.5).
 
     ``relu(norm(conv1x1(relu(norm(conv3x3(relu(norm(conv1x1(x))))))) + shortcut(x))``
     with ``4 * features`` output channels. Attributes as in :class:`BasicBlock`.
     """
 
-    features: int
-    conv: ModuleDef
-    norm: ModuleDef
-    strides: int = 1
-    residual: bool = True
-    zero_init_last_norm: bool = False
     expansion: ClassVar[int] = 4
 
     @nn.compact

@@ -66,6 +66,13 @@ def _check_per_feature(fn: str, name: str, value: Array | None, features: int) -
         )
 
 
+def _check_affine_input(fn: str, x: Array, scale: Array | None, bias: Array | None, min_rank: int) -> None:
+    """The checks every affine norm makes: x's rank and dtype, and [C]-shaped gamma and beta."""
+    _check_input(fn, x, min_rank)
+    _check_per_feature(fn, "scale", scale, x.shape[-1])
+    _check_per_feature(fn, "bias", bias, x.shape[-1])
+
+
 def _affine(
     x: Array,
     mean: Array,
@@ -224,9 +231,7 @@ def layer_norm(
     Returns:
       ``y`` shaped like ``x``.
     """
-    _check_input("layer_norm", x, min_rank=2)
-    _check_per_feature("layer_norm", "scale", scale, x.shape[-1])
-    _check_per_feature("layer_norm", "bias", bias, x.shape[-1])
+    _check_affine_input("layer_norm", x, scale, bias, min_rank=2)
     mean, var = _mean_and_var(x, tuple(range(1, x.ndim)))
     return _affine(x, mean, var, scale, bias, eps, x.dtype if dtype is None else dtype)
 
@@ -257,9 +262,7 @@ def instance_norm(
     Returns:
       ``y`` shaped like ``x``.
     """
-    _check_input("instance_norm", x, min_rank=3)
-    _check_per_feature("instance_norm", "scale", scale, x.shape[-1])
-    _check_per_feature("instance_norm", "bias", bias, x.shape[-1])
+    _check_affine_input("instance_norm", x, scale, bias, min_rank=3)
     mean, var = _mean_and_var(x, tuple(range(1, x.ndim - 1)))
     return _affine(x, mean, var, scale, bias, eps, x.dtype if dtype is None else dtype)
 
@@ -294,10 +297,8 @@ def group_norm(
     Returns:
       ``y`` shaped like ``x``.
     """
-    _check_input("group_norm", x, min_rank=2)
+    _check_affine_input("group_norm", x, scale, bias, min_rank=2)
     channels = x.shape[-1]
-    _check_per_feature("group_norm", "scale", scale, channels)
-    _check_per_feature("group_norm", "bias", bias, channels)
     if num_groups < 1 or channels % num_groups:
         raise ValueError(
             f"group_norm: num_groups={num_groups} does not divide the {channels} channels of x; "

@@ -29,16 +29,31 @@ __all__ = ["BatchNorm", "LayerNorm", "InstanceNorm", "GroupNorm"]
 Initializer = Any  # jax.nn.initializers.Initializer or any (key, shape, dtype) -> Array
 
 
-def _scale_and_bias(module: nn.Module, features: int) -> tuple[jax.Array | None, jax.Array | None]:
-    """Creates (or fetches) the ``scale`` and ``bias`` parameters ``[features]``."""
-    scale = (module.param("scale", module.scale_init, (features,), module.param_dtype)
-             if module.use_scale else None)
-    bias = (module.param("bias", module.bias_init, (features,), module.param_dtype)
-            if module.use_bias else None)
-    return scale, bias
+class _AffineNorm(nn.Module):
+    """What every norm module shares: epsilon, dtypes and the per-channel affine ``scale``/``bias``.
+
+    Attributes:
+      epsilon: added to the variance inside the square root.
+      dtype: output (compute) dtype; None keeps the input's.
+      param_dtype, use_scale, use_bias, scale_init, bias_init: as in flax.
+    """
+
+    epsilon: float = 1e-5
+    dtype: DTypeLike | None = None
+    param_dtype: DTypeLike = jnp.float32
+    use_scale: bool = True
+    use_bias: bool = True
+    scale_init: Initializer = nn.initializers.ones
+    bias_init: Initializer = nn.initializers.zeros
+
+    def scale_and_bias(self, features: int) -> tuple[jax.Array | None, jax.Array | None]:
+        """Creates (or fetches) the ``scale`` and ``bias`` parameters ``[features]``."""
+        scale = self.param("scale", self.scale_init, (features,), self.param_dtype) if self.use_scale else None
+        bias = self.param("bias", self.bias_init, (features,), self.param_dtype) if self.use_bias else None
+        return scale, bias
 
 
-class BatchNorm(nn.Module):
+class BatchNorm(_AffineNorm):
     """Batch norm over all axes but the last, with running averages in ``batch_stats``.
 
     Attributes:
@@ -56,13 +71,6 @@ class BatchNorm(nn.Module):
 
     use_running_average: bool | None = None
     momentum: float = 0.9
-    epsilon: float = 1e-5
-    dtype: DTypeLike | None = None
-    param_dtype: DTypeLike = jnp.float32
-    use_scale: bool = True
-    use_bias: bool = True
-    scale_init: Initializer = nn.initializers.ones
-    bias_init: Initializer = nn.initializers.zeros
     axis_name: str | None = None
 
     @nn.compact
@@ -73,7 +81,7 @@ class BatchNorm(nn.Module):
         features = x.shape[-1]
         running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
         running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
-        scale, bias = _scale_and_bias(self, features)
+        scale, bias = self.scale_and_bias(features)
         y, (new_mean, new_var) = batch_norm(
             x, scale, bias, running_mean.value, running_var.value,
             training=not use_running_average, momentum=self.momentum, eps=self.epsilon,
@@ -85,49 +93,35 @@ class BatchNorm(nn.Module):
         return y
 
 
-class LayerNorm(nn.Module):
+class LayerNorm(_AffineNorm):
     """Layer norm: each example over all its non-batch axes; gamma/beta per channel.
 
     See :func:`rl_repr.norms.layer_norm`.
     """
 
-    epsilon: float = 1e-5
-    dtype: DTypeLike | None = None
-    param_dtype: DTypeLike = jnp.float32
-    use_scale: bool = True
-    use_bias: bool = True
-    scale_init: Initializer = nn.initializers.ones
-    bias_init: Initializer = nn.initializers.zeros
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """Normalizes ``x: [N, ..., C]``; returns an array shaped like ``x``."""
-        scale, bias = _scale_and_bias(self, x.shape[-1])
+        scale, bias = self.scale_and_bias(x.shape[-1])
         return layer_norm(x, scale, bias, eps=self.epsilon, dtype=self.dtype)
 
 
-class InstanceNorm(nn.Module):
+class InstanceNorm(_AffineNorm):
     """Instance norm: each (example, channel) over the spatial axes.
 
     See :func:`rl_repr.norms.instance_norm`.
     """
 
-    epsilon: float = 1e-5
-    dtype: DTypeLike | None = None
-    param_dtype: DTypeLike = jnp.float32
-    use_scale: bool = True
-    use_bias: bool = True
-    scale_init: Initializer = nn.initializers.ones
-    bias_init: Initializer = nn.initializers.zeros
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """Normalizes ``x: [N, H, W, C]``; returns an array shaped like ``x``."""
-        scale, bias = _scale_and_bias(self, x.shape[-1])
+        scale, bias = self.scale_and_bias(x.shape[-1])
         return instance_norm(x, scale, bias, eps=self.epsilon, dtype=self.dtype)
 
 
-class GroupNorm(nn.Module):
+class GroupNorm(_AffineNorm):
     """Group norm: each (example, group of channels) over spatial axes and the group.
 
     Attributes:
@@ -144,13 +138,6 @@ class GroupNorm(nn.Module):
 
     num_groups: int | None = 32
     group_size: int | None = None
-    epsilon: float = 1e-5
-    dtype: DTypeLike | None = None
-    param_dtype: DTypeLike = jnp.float32
-    use_scale: bool = True
-    use_bias: bool = True
-    scale_init: Initializer = nn.initializers.ones
-    bias_init: Initializer = nn.initializers.zeros
     clip_num_groups: bool = False
 
     def groups_for(self, channels: int) -> int:
@@ -171,6 +158,6 @@ class GroupNorm(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """Normalizes ``x: [N, ..., C]``; returns an array shaped like ``x``."""
         channels = x.shape[-1]
-        scale, bias = _scale_and_bias(self, channels)
+        scale, bias = self.scale_and_bias(channels)
         return group_norm(x, scale, bias, num_groups=self.groups_for(channels),
                           eps=self.epsilon, dtype=self.dtype)

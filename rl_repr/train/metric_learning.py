@@ -6,13 +6,15 @@ to recognise classes from one example. Story of a run: build the mesh -> split t
 dense layer to ``embedding_dim`` and L2 normalisation) -> initialise -> compile one
 per-device step under the configured driver -> loop (shared ``train_loop``: logging,
 held-out monitor, checkpoints, resume) -> N-way K-shot episodes, pair verification and
-recall@k on the held-out classes, next to raw pixels and the same network at random init
--> ``<workdir>/results.json``.
+recall@k on the held-out classes (optionally after SimpleShot's centring + L2 normalisation),
+next to raw pixels and the same network at random init -> ``<workdir>/results.json``.
 
-One step: a PK batch (P classes x K images, ``pk_batch_indices``) -> per-example augmentation
-keyed by the *global* example index -> f on the batch (global batch norm across devices)
--> embeddings and labels of the *whole* global batch on every device -> mining and loss on
-the global batch (``metric_loss``) -> gradients summed across devices -> optimizer.
+One step: a PK batch (P classes x K images, ``rl_repr.data.pk_batches``) -> per-example
+augmentation keyed by the *global* example index (two views per image when the instance term
+is on) -> f on the batch (global batch norm across devices) -> embeddings and labels of the
+*whole* global batch on every device -> mining and loss on the global batch (``metric_loss``,
+or ``metric_and_instance_loss``: plus NT-Xent between the two views) -> gradients summed
+across devices -> optimizer.
 
 Mining sees the global batch on every driver. Under ``jit`` the batch is one global array
 and XLA inserts the collectives. Under ``shard_map``/``pmap`` each device gathers every
@@ -35,7 +37,7 @@ import numpy as np
 
 from rl_repr import checkpoint, config_utils, evaluate, evaluate_few_shot, losses, optim, parallel
 from rl_repr.data import augment as augment_lib
-from rl_repr.data.digits import ImageDataset
+from rl_repr.data.pk_batches import ClassSplit, load_class_split, pk_batch_indices
 from rl_repr.models import ResNet
 from rl_repr.models.norm_choice import norm_factory
 from rl_repr.train import results_io
@@ -104,74 +106,6 @@ def build_model(config: ml_collections.ConfigDict, bn_axis_name: str | None) -> 
         trunk = ConvTrunk(widths=tuple(m.conv_widths), global_pool=m.global_pool, norm=m.norm, dtype=dtype,
                           bn_axis_name=bn_axis_name, num_groups=m.num_groups)
     return EmbeddingNet(trunk=trunk, embedding_dim=m.embedding_dim)
-
-
-# ============================================================================ data
-@dataclasses.dataclass(frozen=True)
-class ClassSplit:
-    """Training images of the training classes; held-out images of the held-out classes; and
-    ``seen``: the training classes' images in the other evaluation splits (None if there are
-    none), which shows how much of what the metric does on its own classes carries over."""
-
-    train: ImageDataset
-    heldout: ImageDataset
-    seen: ImageDataset | None = None
-
-
-def _select(dataset: ImageDataset, keep: np.ndarray) -> ImageDataset:
-    return ImageDataset(images=dataset.images[keep], labels=dataset.labels[keep],
-                        num_classes=dataset.num_classes, name=dataset.name)
-
-
-def load_class_split(config: ml_collections.ConfigDict) -> ClassSplit:
-    """Loads ``config.dataset`` and splits it by class (never downloads).
-
-    Held-out classes: ``config.eval_classes``, or every id with ``id % eval_every_nth_class
-    == 0``. Training set: ``config.train_split`` minus the held-out classes and minus classes
-    with fewer than ``min_images_per_class`` images. Held-out set: the held-out classes'
-    images of every split in ``config.eval_splits``.
-    """
-    from rl_repr.data.tfds_images import load_image_dataset  # noqa: PLC0415 (TF only for tfds sets)
-
-    splits = {}
-    for split in {config.train_split, *config.eval_splits}:
-        extra = {} if config.dataset == "digits" else {"image_size": config.image_size or None}
-        splits[split] = load_image_dataset(config.dataset, split, config.data_dir or None, **extra)
-    num_classes = splits[config.train_split].num_classes
-    heldout = np.array(config.eval_classes or range(0, num_classes, config.eval_every_nth_class))
-    train = splits[config.train_split]
-    ids, counts = np.unique(train.labels[train.labels >= 0], return_counts=True)
-    trainable = np.setdiff1d(ids[counts >= config.min_images_per_class], heldout)
-
-    def gather(names, classes):
-        parts = [_select(splits[s], np.isin(splits[s].labels, classes)) for s in names]
-        return ImageDataset(images=np.concatenate([d.images for d in parts]),
-                            labels=np.concatenate([d.labels for d in parts]), num_classes=num_classes,
-                            name=train.name) if parts else None
-
-    return ClassSplit(train=_select(train, np.isin(train.labels, trainable)),
-                      heldout=gather(config.eval_splits, heldout),
-                      seen=gather([s for s in config.eval_splits if s != config.train_split], trainable))
-
-
-def pk_batch_indices(labels: np.ndarray, classes_per_batch: int, examples_per_class: int, *,
-                     seed: int, step: int) -> np.ndarray:
-    """Rows of step ``step``'s PK batch (Hermans et al. 2017): ``[P * K]``, class-major.
-
-    P distinct classes drawn uniformly, then K distinct images of each (with replacement
-    only for a class that has fewer than K). A pure function of ``(seed, step)``, so a
-    resumed run draws the batches an uninterrupted run would have drawn.
-    """
-    classes = np.unique(labels)
-    if len(classes) < classes_per_batch:
-        raise ValueError(f"config.classes_per_batch={classes_per_batch} exceeds the {len(classes)} "
-                         "training classes; lower it or train on more classes.")
-    rng = np.random.default_rng((seed, step))
-    rows = []
-    for cls in rng.choice(classes, classes_per_batch, replace=False):
-        members = np.flatnonzero(labels == cls)
-        rows.append(rng.choice(members, examples_per_class, replace=len(members) < examples_per_class))
-    return np.concatenate(rows)
 
 
 # ============================================================================ mining
@@ -271,11 +205,51 @@ def metric_loss(embeddings: jax.Array, labels: jax.Array, key: jax.Array, *, los
     return value, diagnostics
 
 
+def metric_and_instance_loss(view_1: jax.Array, view_2: jax.Array, labels: jax.Array, key: jax.Array, *,
+                             metric_weight: float, instance_weight: float, instance_temperature: float,
+                             **metric_kwargs) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Labelled metric loss plus an instance (exemplar) term on two augmented views of each image.
+
+    With ``e1 = view_1 [B, d]`` and ``e2 = view_2 [B, d]`` the embeddings of two views of the
+    same B images (row b of each is image b, label ``labels[b]``)::
+
+        L = metric_weight * metric_loss([e1; e2], [y; y])  +  instance_weight * NT-Xent(e1, e2; tau)
+
+    The first term is ``metric_loss`` on the 2B views (the other view of an image is one more
+    positive); the second is SimCLR's NT-Xent (Chen et al. 2020, eq. 1; ``losses.nt_xent``),
+    which asks each view to pick out its partner among all 2B - 1 other views, including
+    views of other images of the same class. Instance discrimination keeps what tells images
+    apart inside a class, the structure a class-only loss throws away and that new classes
+    need (Dosovitskiy et al. 2014, "Discriminative Unsupervised Feature Learning with
+    Exemplar CNNs"; Khosla et al. 2020, "Supervised Contrastive Learning" is the labelled
+    relative). ``metric_weight = 0`` trains on the instance term alone, still only on the
+    training classes' images.
+
+    Returns ``(L, diagnostics)``: ``metric_loss``'s diagnostics plus both terms unweighted.
+    """
+    if view_1.ndim != 2 or view_1.shape != view_2.shape or labels.shape != view_1.shape[:1]:
+        raise ValueError(f"metric_and_instance_loss: views {view_1.shape}, {view_2.shape} and labels "
+                         f"{labels.shape}; pass two [B, d] views of the same images and labels [B].")
+    both = jnp.concatenate([view_1, view_2])
+    metric_value, diagnostics = metric_loss(both, jnp.concatenate([labels, labels]), key, **metric_kwargs)
+    instance_value = losses.nt_xent(view_1, view_2, instance_temperature)
+    diagnostics = {**diagnostics, "metric_loss": metric_value, "instance_loss": instance_value}
+    # A zero weight drops its term from the graph (and its gradient), not just its value.
+    value = (metric_weight * metric_value if metric_weight else 0.0) + instance_weight * instance_value
+    return value, diagnostics
+
+
 # ============================================================================ step
 def make_per_device_step(config, optimizer, schedule, augment_config, base_key) -> Callable:
-    """The metric-learning update as a per-device program (see ``rl_repr.train.drivers``)."""
-    loss_fn_kwargs = dict(loss=config.loss, margin=config.margin, pair_margin=config.pair_margin,
-                          distance=config.distance)
+    """The metric-learning update as a per-device program (see ``rl_repr.train.drivers``).
+
+    With ``config.instance_weight > 0`` each image is augmented twice and the loss is
+    ``metric_and_instance_loss`` of the two views' embeddings; otherwise one view and
+    ``metric_loss``.
+    """
+    metric_kwargs = dict(loss=config.loss, margin=config.margin, pair_margin=config.pair_margin,
+                         distance=config.distance)
+    two_views = config.instance_weight > 0
 
     def per_device_step(state: TrainState, batch: dict, axis_name: str | None):
         model = build_model(config, axis_name if config.global_bn else None)
@@ -284,17 +258,29 @@ def make_per_device_step(config, optimizer, schedule, augment_config, base_key) 
         offset = 0 if axis_name is None else jax.lax.axis_index(axis_name) * n
         augment_key, mining_key = jax.random.split(jax.random.fold_in(base_key, state.step))
         pixels = augment_lib.to_float_images(images)
-        if augment_config is not None:  # one key per global example: any sharding draws the same views
+        if augment_config is not None:  # keys per global example: any sharding draws the same views
             keys = jax.vmap(lambda i: jax.random.fold_in(augment_key, i))(offset + jnp.arange(n))
-            pixels = jax.vmap(functools.partial(augment_lib.augment_image, config=augment_config))(keys, pixels)
+            augment = jax.vmap(functools.partial(augment_lib.augment_image, config=augment_config))
+            if two_views:
+                view_keys = jax.vmap(jax.random.split)(keys)
+                pixels = jnp.concatenate([augment(view_keys[:, 0], pixels), augment(view_keys[:, 1], pixels)])
+            else:
+                pixels = augment(keys, pixels)
         all_labels = labels if axis_name is None else jax.lax.all_gather(labels, axis_name, tiled=True)
+
+        def global_rows(local):  # this device's rows -> the global batch's, in the global order
+            return local if axis_name is None else gather_global_batch(local, axis_name)
 
         def loss_fn(params):
             embeddings, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, pixels,
                                               train=True, mutable=["batch_stats"])
-            if axis_name is not None:
-                embeddings = gather_global_batch(embeddings, axis_name)
-            value, diagnostics = metric_loss(embeddings, all_labels, mining_key, **loss_fn_kwargs)
+            if two_views:
+                value, diagnostics = metric_and_instance_loss(
+                    global_rows(embeddings[:n]), global_rows(embeddings[n:]), all_labels, mining_key,
+                    metric_weight=config.metric_weight, instance_weight=config.instance_weight,
+                    instance_temperature=config.instance_temperature, **metric_kwargs)
+            else:
+                value, diagnostics = metric_loss(global_rows(embeddings), all_labels, mining_key, **metric_kwargs)
             return value, (diagnostics, updates.get("batch_stats", state.batch_stats))
 
         (loss, (diagnostics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -387,7 +373,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     heldout = run.data.heldout
 
     def heldout_monitor(global_state, step):
-        features = embed_images(config, global_state, heldout.images)
+        features = scored_features(config, functools.partial(embed_images, config, global_state),
+                                   heldout.images, run.data.train.images)
         e = config.eval
         score = evaluate_few_shot.few_shot_accuracy(
             features, heldout.labels, n_way=e.n_way, k_shot=e.shots[0], num_queries=e.num_queries,
@@ -447,27 +434,41 @@ def _benchmark_kwargs(config) -> dict:
                 classifier=e.classifier)
 
 
+def _raw_pixels(images: np.ndarray) -> np.ndarray:
+    return images.reshape(images.shape[0], -1).astype(np.float32) / 255.0
+
+
+def scored_features(config, extract: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
+                    train_images: np.ndarray) -> np.ndarray:
+    """``extract(images) [M, d]``, then ``config.eval.feature_transform``; the centring mean
+    is that of ``extract(train_images)``, the training classes' images."""
+    features = extract(images)
+    if config.eval.feature_transform == "center_and_normalize":
+        features = evaluate_few_shot.center_and_normalize(features, np.mean(extract(train_images), axis=0))
+    return features
+
+
 def final_evaluation(config, state, init_key, data: ClassSplit) -> dict:
     """Few-shot, verification and recall@k of the held-out classes for the trained f, for its
     trunk's h (``config.eval.trunk_features``: what the last dense layer and the normalisation
     discard), and (``config.baselines``) for raw pixels and for f at its random initialisation;
-    plus f on unseen images of the training classes (``config.eval.seen_classes``)."""
-    heldout = data.heldout
-    benchmark = functools.partial(evaluate_few_shot.benchmark_embeddings, labels=heldout.labels,
-                                  **_benchmark_kwargs(config))
-    results: dict[str, Any] = dict(benchmark(embed_images(config, state, heldout.images)))
+    plus f on unseen images of the training classes (``config.eval.seen_classes``). Every
+    representation goes through the same ``config.eval.feature_transform``."""
+    results: dict[str, Any] = {}
+
+    def score(prefix: str, extract: Callable, evaluated=data.heldout) -> None:
+        features = scored_features(config, extract, evaluated.images, data.train.images)
+        scores = evaluate_few_shot.benchmark_embeddings(features, evaluated.labels, **_benchmark_kwargs(config))
+        results.update({prefix + k: v for k, v in scores.items()})
+
+    score("", functools.partial(embed_images, config, state))
     if config.eval.trunk_features:
-        trunk = embed_images(config, state, heldout.images, layer="trunk")
-        results.update({f"trunk_{k}": v for k, v in benchmark(trunk).items()})
+        score("trunk_", functools.partial(embed_images, config, state, layer="trunk"))
     if config.baselines:
-        pixels = heldout.images.reshape(heldout.num_examples, -1).astype(np.float32) / 255.0
-        results.update({f"raw_pixels_{k}": v for k, v in benchmark(pixels).items()})
+        score("raw_pixels_", _raw_pixels)
         random_state = init_state(config, optim.make_optimizer(_optimizer_config(config))[0], init_key,
-                                  heldout.image_shape)
-        random_features = embed_images(config, random_state, heldout.images)
-        results.update({f"random_init_{k}": v for k, v in benchmark(random_features).items()})
+                                  data.heldout.image_shape)
+        score("random_init_", functools.partial(embed_images, config, random_state))
     if config.eval.seen_classes and data.seen is not None:
-        seen = evaluate_few_shot.benchmark_embeddings(embed_images(config, state, data.seen.images),
-                                                      data.seen.labels, **_benchmark_kwargs(config))
-        results.update({f"seen_classes_{k}": v for k, v in seen.items()})
+        score("seen_classes_", functools.partial(embed_images, config, state), evaluated=data.seen)
     return results

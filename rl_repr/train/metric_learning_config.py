@@ -23,6 +23,7 @@ DTYPES = ("float32", "bfloat16")
 DRIVERS = ("jit", "shard_map", "pmap")
 DEPTHS = (18, 34, 50, 101, 152)
 CLASSIFIERS = ("nearest_neighbor", "prototype")
+FEATURE_TRANSFORMS = ("none", "center_and_normalize")
 
 
 def metric_learning_defaults() -> ml_collections.ConfigDict:
@@ -51,6 +52,11 @@ def metric_learning_defaults() -> ml_collections.ConfigDict:
     c.margin = 0.2                # triplet margin (FaceNet: 0.2 on unit-norm embeddings)
     c.pair_margin = 1.0           # Siamese contrastive margin on the Euclidean distance
     c.distance = ""               # '' = the loss's paper default (see metric_learning)
+    # ---- instance (exemplar) term: NT-Xent between two augmented views of each image
+    #      L = metric_weight * metric loss on both views + instance_weight * NT-Xent(tau)
+    c.metric_weight = 1.0         # 0 = the instance term alone (still training classes only)
+    c.instance_weight = 0.0       # 0 = off: one view per image and the metric loss alone
+    c.instance_temperature = 0.5  # tau of NT-Xent (SimCLR's CIFAR-10 value)
     # ---- optimisation
     c.num_steps = 1000
     c.warmup_steps = 50
@@ -77,7 +83,10 @@ def metric_learning_defaults() -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict(dict(
         n_way=5, shots=(1, 5), num_queries=15, num_episodes=600, num_pairs=3000, num_folds=10,
         recall_ks=(1, 2, 4, 8), classifier="nearest_neighbor", seed=0, trunk_features=True,
-        seen_classes=True))       # also score unseen images of the training classes (other splits)
+        seen_classes=True,        # also score unseen images of the training classes (other splits)
+        # 'center_and_normalize': SimpleShot's (x - mu) / |x - mu|, mu = the mean feature of the
+        # training images, applied to every representation scored (raw pixels too)
+        feature_transform="none"))
     c.baselines = True            # raw pixels and the same network at random init
     # ---- bookkeeping
     c.checkpoint_every_steps = 500
@@ -99,6 +108,7 @@ def _eval_rules() -> list[cu.Rule]:
         cu.Rule("eval.recall_ks", lambda ks, c: len(ks) > 0 and all(isinstance(k, int) and k >= 1 for k in ks),
                 "a non-empty tuple of integers >= 1, e.g. (1, 2, 4, 8)"),
         cu.one_of("eval.classifier", CLASSIFIERS), cu.non_negative_int("eval.seed"),
+        cu.one_of("eval.feature_transform", FEATURE_TRANSFORMS),
     ]
 
 
@@ -124,6 +134,12 @@ def metric_learning_rules() -> list[cu.Rule]:
         cu.one_of("compute_dtype", DTYPES), cu.one_of("parallel", DRIVERS),
         cu.one_of("optimizer", OPTIMIZERS), cu.one_of("lr_scaling", LR_SCALINGS),
         cu.positive("margin"), cu.positive("pair_margin"),
+        cu.non_negative("metric_weight"), cu.non_negative("instance_weight"),
+        cu.positive("instance_temperature"),
+        cu.Rule("metric_weight", lambda w, c: w > 0 or c.instance_weight > 0,
+                "positive unless config.instance_weight is (the loss would be zero)"),
+        cu.Rule("instance_weight", lambda w, c: w == 0 or c.augment_enabled,
+                "0 when config.augment_enabled is False (two unaugmented views are identical)"),
         cu.positive_int("num_steps"), cu.non_negative_int("warmup_steps"),
         cu.Rule("warmup_steps", lambda w, c: w <= c.num_steps, "at most config.num_steps"),
         cu.positive("base_lr"), cu.non_negative("weight_decay"),
