@@ -17,7 +17,9 @@ rl_repr's compilation included (``steady_*`` excludes its first, compiling step)
 again with the compiled step loaded from JAX's persistent compilation cache, as on any
 rerun (``rl_repr_compiled_step_cached``; the step depends only on shapes, so one untimed
 run fills the cache). On a shared machine wall time depends on the neighbours' load, so
-the CPU time of each training (all threads) is reported too (``raw_words_per_cpu_second``).
+the runs alternate (each rl_repr run is followed by a gensim run; ``ratios.paired_*`` is
+the median of those per-pair ratios) and the CPU time of each training (all threads) is
+reported too (``raw_words_per_cpu_second``).
 
 Quality: Spearman on WordSim-353 and SimLex-999 and Google-analogy accuracy, computed for
 both models by ``rl_repr.evaluate_words`` (gensim's protocol). gensim is optional:
@@ -121,6 +123,12 @@ def _median(runs: list[dict]) -> dict:
     return summary
 
 
+def _paired(mine: list[dict], peers: list[dict]) -> dict:
+    """Per-repeat words-per-second ratios of interleaved runs, and their median."""
+    ratios = [a["raw_words_per_second"] / b["raw_words_per_second"] for a, b in zip(mine, peers)]
+    return {"median": statistics.median(ratios), "per_repeat": ratios}
+
+
 def main(args: argparse.Namespace) -> dict:
     load_at_start = os.getloadavg()
     cache_dir = args.cache_dir or None
@@ -175,6 +183,12 @@ def main(args: argparse.Namespace) -> dict:
             "words_per_cpu_second_rl_repr_over_gensim":
                 ours_summary["raw_words_per_cpu_second"] / theirs_summary["raw_words_per_cpu_second"],
             **{f"{key}_rl_repr_minus_gensim": ours_summary[key] - theirs_summary[key] for key in QUALITY}}
+        # Each rl_repr run against the gensim run right after it (the same stretch of machine
+        # load): the median of these ratios is the least sensitive to load that drifts.
+        phases = {"compilation_included": (ours, theirs[:len(ours)]),
+                  "compiled_step_cached": (cached, theirs[len(ours):])}
+        report["ratios"]["paired_words_per_second_rl_repr_over_gensim"] = {
+            name: _paired(mine, peers) for name, (mine, peers) in phases.items() if len(peers) == len(mine)}
     else:
         report["gensim"] = "not installed (or --skip-gensim): rl_repr only"
     return report

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from rl_repr import config_utils, parallel
+from rl_repr import config_utils, losses, parallel
 from rl_repr.data import text_batches as tb
 from rl_repr.data import text_vocab as tv
 from rl_repr.train import word2vec
+from rl_repr.train import word2vec_slots as w2v_slots
 from rl_repr.train import word2vec_step as w2v
 from rl_repr.train.drivers import Driver
 from rl_repr.train.word2vec_config import word2vec_defaults
@@ -75,7 +76,7 @@ def _numpy_sgd(state, batch, lr, sharing):
 
 
 @pytest.mark.parametrize("sharing", ["window", "pair", "row"])
-@pytest.mark.parametrize("loss_impl", ["fused", "vmap"])
+@pytest.mark.parametrize("loss_impl", ["slots", "fused", "vmap"])
 def test_sgd_update_matches_numpy_reference(sharing, loss_impl):
     batch, state = _batch(sharing, rows=2), _state()
     step = w2v.make_per_device_step(window=WINDOW, loss="sgns", negatives_per_pair=K, loss_impl=loss_impl)
@@ -96,6 +97,91 @@ def test_fused_group_loss_gradients_by_finite_differences():
     mask = rng.random((2, 5)) < 0.7
     loss = jax.jit(lambda c, o, s: w2v.sgns_group_loss(c, o, mask, s, 0.5))
     check_grads(loss, (context, outputs, shared), order=1, modes=("rev",), atol=1e-2, rtol=1e-2)
+
+
+def test_window_slots_hold_each_pair_once_at_its_target_and_offset():
+    """Slot (t, column) <-> the pair of target t at offset -k / +k, for |offset| <= t's window."""
+    for window, length in ((WINDOW, LENGTH), (5, 23), (3, 7)):
+        index = w2v_slots.window_slot_index(window, length)
+        pairs = tb.pairs_per_row(window, length)
+        owner, offset, sizes = tb.pair_targets(window, length), tb.pair_offsets(window, length), tb.window_sizes(window, length)
+        slot_offsets = np.array([sign * k for k in range(1, window + 1) for sign in (-1, 1)])
+        real = np.abs(slot_offsets)[None, :] <= sizes[:, None]
+        assert index.shape == (length, 2 * window)
+        np.testing.assert_array_equal(index[~real], pairs)  # the masked dummy
+        assert sorted(index[real]) == list(range(pairs))  # every pair exactly once
+        targets, columns = np.nonzero(real)
+        np.testing.assert_array_equal(owner[index[real]], targets)
+        np.testing.assert_array_equal(offset[index[real]], slot_offsets[columns])
+        values = np.arange(2 * pairs).reshape(2, pairs) + 1  # [R, P] -> slots -> back
+        slotted = w2v_slots.to_window_slots(jnp.asarray(values), window, length, 0)
+        np.testing.assert_array_equal(w2v_slots.from_window_slots(slotted, window, length), values)
+        np.testing.assert_array_equal(np.asarray(slotted)[:, ~real], 0)
+
+
+@pytest.mark.parametrize("sharing", ["window", "pair", "row"])
+def test_slot_gradients_equal_autodiff_of_the_library_loss(sharing):
+    """Closed-form loss and gradients vs jax.grad of rl_repr.losses.sgns_loss, pair by pair."""
+    rng = np.random.default_rng(7)
+    rows, length, slots, dim, k = 2, 5, 4, 6, 3
+    context = jnp.asarray(rng.normal(0, 0.6, (rows, length, slots, dim)), jnp.float32)
+    mask = jnp.asarray(rng.random((rows, length, slots)) < 0.7)
+    outputs = jnp.asarray(rng.normal(0, 0.6, (rows, length, 1 + k if sharing == "window" else 1, dim)), jnp.float32)
+    noise = {"pair": rng.normal(0, 0.6, (rows, length, slots, k, dim)), "row": rng.normal(0, 0.6, (rows, 2 * k, dim)),
+             "window": None}[sharing]
+    noise = None if noise is None else jnp.asarray(noise, jnp.float32)
+    weight = k / (2 * k) if sharing == "row" else 1.0
+
+    def reference(context, outputs, noise):
+        def pair_loss(r, t, s):
+            target = outputs[r, t, 0]
+            if sharing == "window":
+                return losses.sgns_loss(context[r, t, s], target, outputs[r, t, 1:])
+            if sharing == "pair":
+                return losses.sgns_loss(context[r, t, s], target, noise[r, t, s])
+            groups = noise[r].reshape(-1, k, dim)  # row: the mean over groups of K
+            return jnp.mean(jnp.stack([losses.sgns_loss(context[r, t, s], target, g) for g in groups]))
+        return sum(jnp.where(mask[r, t, s], pair_loss(r, t, s), 0.0)
+                   for r in range(rows) for t in range(length) for s in range(slots))
+
+    kwargs = {"pair": {"slot_noise_vecs": noise}, "row": {"shared_noise_vecs": noise}, "window": {}}[sharing]
+    loss, d_context, d_output, d_slot_noise, d_shared = w2v_slots.sgns_slot_gradients(
+        context, outputs, mask, noise_weight=weight, **kwargs)
+    argnums = (0, 1) if noise is None else (0, 1, 2)
+    expected_loss, expected = jax.value_and_grad(reference, argnums=argnums)(context, outputs, noise)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+    np.testing.assert_allclose(d_context, expected[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d_output, expected[1], rtol=1e-5, atol=1e-6)
+    if noise is not None:
+        np.testing.assert_allclose(d_slot_noise if sharing == "pair" else d_shared, expected[2], rtol=1e-5, atol=1e-6)
+
+
+def test_slot_loss_stays_finite_for_extreme_scores():
+    """The loss (a metric) is capped near 87 per term where the sigmoid saturates; gradients stay exact."""
+    context = jnp.full((1, 1, 1, 2), 10.0)
+    outputs = jnp.stack([-jnp.full((2,), 10.0), jnp.full((2,), 10.0)])[None, None]  # x = -200, +200
+    loss, d_context, *_ = w2v_slots.sgns_slot_gradients(context, outputs, jnp.ones((1, 1, 1), bool))
+    assert np.isfinite(loss) and 170 < float(loss) <= 2 * 87.4
+    np.testing.assert_allclose(d_context[0, 0, 0], -outputs[0, 0, 0] + outputs[0, 0, 1], rtol=1e-6)
+    nan_loss, *_ = w2v_slots.sgns_slot_gradients(context * np.nan, outputs, jnp.ones((1, 1, 1), bool))
+    assert np.isnan(nan_loss)  # the trainer's NaN check still sees a diverged run
+
+
+def test_updates_per_call_equal_single_updates_in_sequence():
+    """One compiled call scanning M updates == M calls of one update each (word2vec's sequential SGD)."""
+    updates = 3
+    per_update = [_batch("window", rows=2, seed=seed) for seed in range(updates)]
+    for m, batch in enumerate(per_update):
+        batch["learning_rate"] = np.full((2, 1), 0.05 - 0.01 * m, np.float32)
+    stacked = {name: np.concatenate([b[name] for b in per_update], axis=1) for name in per_update[0]}
+    step = jax.jit(lambda s, b: w2v.make_per_device_step(window=WINDOW, loss="sgns", negatives_per_pair=K)(s, b, None))
+    scanned, metrics = step(_state(), stacked)
+    state = _state()
+    for batch in per_update:
+        state, _ = step(state, batch)
+    np.testing.assert_array_equal(scanned.input_vectors, state.input_vectors)
+    np.testing.assert_array_equal(scanned.output_vectors, state.output_vectors)
+    assert int(scanned.step) == updates and float(metrics["learning_rate"]) == np.float32(0.03)
 
 
 def test_full_softmax_update_matches_numpy_reference():

@@ -14,7 +14,7 @@ from rl_repr import config_utils as cu
 SOURCES = ("wiki_excerpt", "lee", "files", "topics")
 DRIVERS = ("jit", "shard_map", "pmap")
 LOSSES = ("sgns", "full_softmax")
-LOSS_IMPLEMENTATIONS = ("fused", "vmap")
+LOSS_IMPLEMENTATIONS = ("slots", "fused", "vmap")
 NEGATIVE_SHARING = ("pair", "window", "row")
 
 
@@ -41,7 +41,7 @@ def word2vec_defaults() -> ml_collections.ConfigDict:
     c.dim = 100
     c.window = 5
     c.loss = "sgns"                 # 'sgns' | 'full_softmax' (small vocabularies)
-    c.loss_impl = "fused"           # 'fused' | 'vmap' (the library loss vmapped; slower)
+    c.loss_impl = "slots"           # 'slots' (closed form) | 'fused' | 'vmap' (the library loss vmapped)
     c.negatives = 5                 # K per pair
     c.negative_sharing = "window"   # 'pair' (word2vec.c) | 'window' | 'row'
     c.shared_negatives = 20         # 'row': S noise words per row (a multiple of K)

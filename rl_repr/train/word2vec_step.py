@@ -17,8 +17,10 @@ targets and their ``P`` context slots):
    noise words -- so the work scales with the batch, not with ``V``;
 2. differentiate the *summed* loss of the real pairs with respect to those rows (plain
    SGD on the sum, as word2vec takes one step per pair); the loss is
-   ``rl_repr.losses.sgns_loss`` vmapped over the pairs (``loss_impl='vmap'``) or the same
-   sum computed group by group (``'fused'``, the default, several times faster on CPU);
+   ``rl_repr.losses.sgns_loss`` vmapped over the pairs (``loss_impl='vmap'``), the same
+   sum computed group by group (``'fused'``, several times faster on CPU), or its gradients
+   in closed form over each target's window slots (``'slots'``, the default:
+   :mod:`rl_repr.train.word2vec_slots`, a fraction of the others' compile and run time);
 3. scatter-add the row gradients times ``-lr``; the rate comes with the batch
    (:func:`learning_rates`: ``alpha`` decayed linearly to ``min_alpha``), so the compiled
    step depends only on shapes and can be reused across runs (JAX's compilation cache).
@@ -51,6 +53,7 @@ import numpy as np
 
 from rl_repr import losses
 from rl_repr.data import text_batches
+from rl_repr.train import word2vec_slots
 from rl_repr.train.word2vec_config import LOSS_IMPLEMENTATIONS, LOSSES, NEGATIVE_SHARING
 
 
@@ -242,14 +245,18 @@ def fused_sgns_gradients(output_vectors: jax.Array, context_vecs: jax.Array, bat
     return loss_sum, input_updates, output_updates
 
 
-def make_update(*, window: int, loss: str, negatives_per_pair: int, loss_impl: str = "fused"):
+def make_update(*, window: int, loss: str, negatives_per_pair: int, loss_impl: str = "slots"):
     """``update(state, batch, axis_name) -> (state, (loss_sum, pairs, lr))``: one SGD update.
 
     ``batch`` holds this device's rows of :func:`rl_repr.data.text_batches.skipgram_batch`
     and ``learning_rate`` ``[rows]`` (the same value in every row, :func:`learning_rates`).
     For ``loss='sgns'``, ``loss_impl='vmap'`` differentiates the sum of
-    :func:`sgns_pair_losses` (the library loss vmapped over pairs) and ``'fused'`` the same
-    sum written group by group (:func:`fused_sgns_gradients`), several times faster on CPU.
+    :func:`sgns_pair_losses` (the library loss vmapped over pairs), ``'fused'`` the same
+    sum written group by group (:func:`fused_sgns_gradients`), several times faster on CPU,
+    and ``'slots'`` (the default) takes the same gradients in closed form over each
+    target's window slots (:mod:`rl_repr.train.word2vec_slots`): about 1 s of XLA
+    compilation instead of ``'fused'``'s 4-5 s on a 2-core CPU, and as fast or ~5-10%
+    faster per update.
     ``loss_sum`` and ``pairs`` (the real pairs) are totals over every device's rows.
     """
     if loss not in LOSSES:
@@ -275,19 +282,23 @@ def make_update(*, window: int, loss: str, negatives_per_pair: int, loss_impl: s
         contexts, targets, noise_ids = batch["contexts"], batch["targets"], batch["negatives"]
         # 1. gather only the rows this batch touches (full softmax needs all of W) and
         # 2. differentiate the summed loss with respect to those rows
-        context_vecs = state.input_vectors[contexts]
         dense_output_grad = None
         if loss == "full_softmax":
             loss_sum, (context_grad, dense_output_grad) = jax.value_and_grad(pairwise_loss, argnums=(0, 1))(
-                context_vecs, state.output_vectors, batch)
+                state.input_vectors[contexts], state.output_vectors, batch)
             input_updates, output_updates = [(contexts, context_grad)], []
+        elif loss_impl == "slots":  # closed-form gradients, the default (fastest to compile and run)
+            loss_sum, input_updates, output_updates = word2vec_slots.slot_sgns_updates(
+                state.input_vectors, state.output_vectors, batch, window=window,
+                negatives_per_pair=negatives_per_pair)
         elif loss_impl == "fused":
             loss_sum, input_updates, output_updates = fused_sgns_gradients(
-                state.output_vectors, context_vecs, batch, window=window, negatives_per_pair=negatives_per_pair)
+                state.output_vectors, state.input_vectors[contexts], batch, window=window,
+                negatives_per_pair=negatives_per_pair)
         else:
             outputs = (state.output_vectors[targets], state.output_vectors[noise_ids])
             loss_sum, (context_grad, (target_grad, noise_grad)) = jax.value_and_grad(pairwise_loss, argnums=(0, 1))(
-                context_vecs, outputs, batch)
+                state.input_vectors[contexts], outputs, batch)
             input_updates = [(contexts, context_grad)]
             output_updates = [(targets, target_grad), (noise_ids, noise_grad)]
         pairs = jnp.sum(batch["pair_mask"])
