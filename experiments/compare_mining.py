@@ -1,12 +1,14 @@
 """Which triplets to train on? Every mining strategy on the held-out digits, next to baselines.
 
-    nice -n 5 python experiments/compare_mining.py                   # ~13 min on 2 busy CPU cores
+    nice -n 5 python experiments/compare_mining.py                   # ~20 min on 2 busy CPU cores
+    python experiments/compare_mining.py --merge --strategies semi_hard+glyphs  # add a row, keep the rest
     python experiments/compare_mining.py --seeds 0 --steps 100       # a quick look
 
 Trains ``configs/metric_digits.py:<recipe>`` (digits 0-4, PK batches of 5 x 16, the small
 conv net, 64-d unit embeddings) once per recipe and seed: each mining strategy alone, then
 semi-hard plus the instance (NT-Xent) term and the instance term alone (``semi_hard+instance``
-and ``instance_only``: ``+`` joins launch tokens). Each network is scored on the
+and ``instance_only``: ``+`` joins launch tokens), then semi-hard with more training classes
+(``CLASS_RECIPES``: rotated / mirrored 0-4 as new classes, rendered letters as new classes). Each network is scored on the
 held-out digits 5-9 with the same 600 5-way 1-shot and 5-shot episodes, the same 3000
 verification pairs (10-fold thresholds) and recall@k. Two baselines come from the same
 runs: nearest neighbour on raw pixels, and the same network at random initialisation.
@@ -31,7 +33,11 @@ from rl_repr import config_utils  # noqa: E402
 from rl_repr.train import metric_learning  # noqa: E402
 from rl_repr.train.metric_learning_config import FEATURE_TRANSFORMS, LOSSES  # noqa: E402
 
-RECIPES = (*LOSSES, "semi_hard+instance", "instance_only")
+# More training classes (digits 5-9 stay held out): rotations / mirror images of 0-4 as new
+# classes, rendered letters as new classes, both, and both with the instance term.
+CLASS_RECIPES = ("semi_hard+rotations_flips", "semi_hard+glyphs", "semi_hard+rotations_flips+glyphs",
+                 "semi_hard+instance+rotations_flips+glyphs", "semi_hard+rotations_flips+glyphs+flat")
+RECIPES = (*LOSSES, "semi_hard+instance", "instance_only", *CLASS_RECIPES)
 TRANSFORM_NOTE = {"none": "they come (squared Euclidean nearest neighbour)",
                   "center_and_normalize": "(x - mu) / |x - mu| with mu the mean feature of the training "
                                           "images of 0-4 (SimpleShot's CL2N), for every row"}
@@ -44,6 +50,11 @@ LABELS = {"random_triplets": "random triplets (no mining)", "batch_all": "batch-
           "semi_hard": "semi-hard (FaceNet)", "siamese_pairs": "Siamese pairs (contrastive)",
           "semi_hard+instance": "semi-hard x 0.1 + instance term (NT-Xent)",
           "instance_only": "instance term alone (no labels)",
+          "semi_hard+rotations_flips": "semi-hard, + rotated/mirrored 0-4 as classes (40)",
+          "semi_hard+glyphs": "semi-hard, + rendered letters as classes (5 + 39)",
+          "semi_hard+rotations_flips+glyphs": "semi-hard, + both (40 + 39 classes)",
+          "semi_hard+instance+rotations_flips+glyphs": "semi-hard x 0.1 + instance term, + both (79 classes)",
+          "semi_hard+rotations_flips+glyphs+flat": "semi-hard, + both, flattened trunk, 128-d embedding",
           "raw_pixels": "baseline: raw pixels, nearest neighbour",
           "random_init": "baseline: same network, random init"}
 
@@ -88,16 +99,26 @@ def markdown_table(summary: dict, meta: dict) -> str:
             return f"{100 * value['mean']:.1f}"
         return f"{100 * value['mean']:.1f} ± {100 * value['std']:.1f}"
 
+    merged = sorted((n for n in meta.get("merged_rows_from_previous_run", []) if n not in ("raw_pixels", "random_init")),
+                    key=lambda n: list(LABELS).index(n) if n in LABELS else len(LABELS))
+    merge_note = (" Rows " + "; ".join(LABELS.get(n, n) for n in merged) + ", and the random-init baseline, come from "
+                  "earlier runs of this script (same seeds, steps, episodes and code path; kept with "
+                  "`--merge`, after checking that the raw-pixel baseline is identical)." if merged else "")
     lines = [
         f"Held-out digits 5-9 ({meta['num_heldout_images']} images), network trained on digits 0-4 "
-        f"for {meta['steps']} steps of PK batches ({meta['batch_size']} = 5 classes x 16). "
+        f"for {meta['steps']} steps of PK batches ({meta['batch_size']} = 5 classes x 16; 16 classes x 5 "
+        "for the rows with more training classes, whose extra classes are the digits 0-4 turned by "
+        "90/180/270 degrees and mirrored (each a class: 40 in all) and/or 39 printed letters rendered "
+        "from matplotlib's fonts the way the digits were made (32x32 bitmap -> 4x4 ink counts), 100 "
+        "images each; no image of 5-9, labelled or not, is ever trained on). "
         f"Mean ± std over seeds {meta['seeds']} (%); the 600-episode 95% interval of one run is "
         f"about ±{100 * meta['episode_ci95']:.1f}. Trunk h = the conv features under the "
         "embedding layer (globally pooled, 128-d; flattened, 512-d, for the instance-term recipes, "
-        "which also add shifts and rotations to the augmentation: `configs/metric_digits.py`). "
+        "which also add shifts and rotations to the augmentation, and for the flattened-trunk row: "
+        "`configs/metric_digits.py`). "
         "Seen classes = the same 5-way 1-shot protocol on the test-split images "
         "of the training digits 0-4 (images not trained on, classes trained on). Features scored "
-        f"as {TRANSFORM_NOTE[meta.get('feature_transform', 'none')]}.",
+        f"as {TRANSFORM_NOTE[meta.get('feature_transform', 'none')]}." + merge_note,
         "",
         "| representation | 5-way 1-shot | 5-way 5-shot | verification (10-fold) | recall@1 "
         "| trunk h: 5-way 1-shot | seen classes: 5-way 1-shot |",
@@ -116,18 +137,21 @@ def bar_chart(summary: dict, path: str) -> None:
 
     names = list(summary)
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(14, 5.5))
     for offset, (key, label) in zip((-0.2, 0.2), (("5way_1shot_accuracy", "5-way 1-shot"),
                                                   ("5way_5shot_accuracy", "5-way 5-shot"))):
         means = [100 * summary[n][key]["mean"] for n in names]
         stds = [100 * summary[n][key]["std"] for n in names]
         ax.bar(x + offset, means, 0.4, yerr=stds, capsize=3, label=label)
     ax.set_xticks(x, [LABELS.get(n, n).replace("baseline: ", "").replace(", ", ",\n") for n in names],
-                  fontsize=8, rotation=20, ha="right")
+                  fontsize=8, rotation=35, ha="right")
     ax.set_ylabel("accuracy on held-out digits 5-9 (%)")
     ax.set_title("Mining strategies vs baselines (trained on digits 0-4; mean ± std over seeds)")
     ax.set_ylim(0, 100)
     ax.axhline(100 / 5, color="grey", lw=0.8, ls=":")
+    if "raw_pixels" in summary:  # the target: 10 points above raw pixels, 5-way 1-shot
+        target = 100 * summary["raw_pixels"]["5way_1shot_accuracy"]["mean"] + 10
+        ax.axhline(target, color="C3", lw=0.8, ls="--", label="target: raw-pixel 1-shot + 10")
     ax.legend(loc="upper left", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -143,6 +167,9 @@ def main() -> None:
                         help="applied to every representation before scoring (config.eval.feature_transform)")
     parser.add_argument("--workdir", default="", help="run directories (default: a temporary dir)")
     parser.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of the existing mining_comparison.json that this run does not "
+                             "train (same seeds and steps required): add recipes without re-running the rest")
     parser.add_argument("--replot", action="store_true",
                         help="only rewrite the table and chart from an existing mining_comparison.json")
     args = parser.parse_args()
@@ -179,12 +206,40 @@ def main() -> None:
                 runtime_seconds=round(time.time() - start),
                 episode_ci95=float(np.mean([r["5way_1shot_ci95"] for runs in per_seed.values() for r in runs])))
 
+    if args.merge:
+        summary, meta = merge_with_saved(summary, meta, os.path.join(args.out, "mining_comparison.json"))
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "mining_comparison.json"), "w") as f:
         json.dump({"meta": meta, "summary": summary}, f, indent=2, sort_keys=True)
         f.write("\n")
     write_report(summary, meta, args.out)
     print(f"Wrote {args.out}/mining_comparison.{{json,md,png}} in {time.time() - start:.0f}s.")
+
+
+def merge_with_saved(summary: dict, meta: dict, path: str) -> tuple[dict, dict]:
+    """``summary`` plus the rows of the saved comparison at ``path`` that it lacks.
+
+    The saved rows must come from the same seeds and steps, and this run's raw-pixel baseline
+    must equal the saved one (the evaluation is unchanged). The random-init baseline is the
+    saved one: it is the default network's, and this run's first recipe may use another.
+    """
+    with open(path) as f:
+        saved = json.load(f)
+    for key in ("seeds", "steps"):
+        if saved["meta"][key] != meta[key]:
+            raise ValueError(f"--merge: the saved comparison has {key}={saved['meta'][key]} but this run "
+                             f"{meta[key]}; re-run every recipe instead.")
+    ours, theirs = (summary["raw_pixels"]["5way_1shot_accuracy"]["per_seed"],
+                    saved["summary"]["raw_pixels"]["5way_1shot_accuracy"]["per_seed"])
+    if not np.allclose(ours, theirs):
+        raise ValueError(f"--merge: the raw-pixel baseline differs from the saved run ({ours} vs {theirs}); "
+                         "the evaluation changed, so re-run every recipe.")
+    summary = {name: entry for name, entry in summary.items() if name != "random_init"}
+    kept = [name for name in saved["summary"] if name not in summary]
+    merged = {**{name: saved["summary"][name] for name in kept}, **summary}
+    meta = {**meta, "merged_rows_from_previous_run": kept,
+            "runtime_seconds": meta["runtime_seconds"] + saved["meta"].get("runtime_seconds", 0)}
+    return merged, meta
 
 
 def write_report(summary: dict, meta: dict, out: str) -> None:

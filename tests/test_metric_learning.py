@@ -321,6 +321,11 @@ def test_bad_values_fail_naming_the_key():
         ml.build_run(tiny_config(**{"eval.feature_transform": "cl2n"}))
     with pytest.raises(config_utils.ConfigError, match="'instance_weight' has invalid value 1.0"):
         ml.build_run(tiny_config(instance_weight=1.0, augment_enabled=False))
+    with pytest.raises(config_utils.ConfigError) as error:
+        ml.build_run(tiny_config(class_augmentation="rotate", extra_classes="fonts", glyph_characters="AB5"))
+    message = str(error.value)
+    assert "'class_augmentation' has invalid value 'rotate'" in message
+    assert "'extra_classes' has invalid value 'fonts'" in message and "'glyph_characters'" in message
     with pytest.raises(ValueError, match="8 devices"):
         ml.build_run(tiny_config(classes_per_batch=3, examples_per_class=3))
     with pytest.raises(ValueError, match="only 2 held-out classes"):
@@ -348,6 +353,27 @@ def test_digits_instance_recipes_add_the_nt_xent_term():
         ml.validate_metric_learning_config(config)
     with pytest.raises(ValueError, match="optionally one of"):
         config_utils.load_config_file(digits, "instance,instance_only")
+
+
+def test_digits_class_recipes_enlarge_the_training_classes():
+    digits = os.path.join(ROOT, "configs/metric_digits.py")
+    config = config_utils.load_config_file(digits, "semi_hard,instance,rotations_flips,glyphs")
+    assert config.class_augmentation == "rotations_flips" and config.extra_classes == "glyphs"
+    assert config.classes_per_batch > 5 and config.eval_classes == (5, 6, 7, 8, 9)
+    ml.validate_metric_learning_config(config)
+    flat = config_utils.load_config_file(digits, "semi_hard,rotations_flips,glyphs,flat")
+    assert not flat.model.global_pool and flat.model.embedding_dim == 128
+    with pytest.raises(ValueError, match="not both"):
+        config_utils.load_config_file(digits, "rotations,rotations_flips")
+
+
+def test_run_batches_come_from_the_enlarged_training_set():
+    run = ml.build_run(tiny_config(class_augmentation="rotations", extra_classes="glyphs", glyph_images_per_class=2,
+                                   glyph_characters="AB", classes_per_batch=8, examples_per_class=2))
+    assert set(np.unique(run.train_set.labels).tolist()) == {d + 10 * t for d in range(5) for t in range(4)} | {40, 41}
+    np.testing.assert_array_equal(np.unique(run.data.train.labels), np.arange(5))  # centring data unchanged
+    labels = np.asarray(run.batch_for_step(3)["label"])
+    assert labels.shape == (16,) and not np.isin(labels, (5, 6, 7, 8, 9)).any()
 
 
 def test_recipes_reject_unknown_arguments_and_lfw_recipe_is_valid():

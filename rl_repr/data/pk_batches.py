@@ -13,9 +13,13 @@ import dataclasses
 import ml_collections
 import numpy as np
 
+from rl_repr.data.class_augmentation import augment_classes
 from rl_repr.data.digits import ImageDataset
 
-__all__ = ["ClassSplit", "load_class_split", "pk_batch_indices"]
+__all__ = ["ClassSplit", "load_class_split", "training_set", "pk_batch_indices"]
+
+# config.extra_classes: 'none', or 'glyphs' (rl_repr.data.rendered_glyphs: printed letters).
+EXTRA_CLASSES = ("none", "glyphs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +68,37 @@ def load_class_split(config: ml_collections.ConfigDict) -> ClassSplit:
     return ClassSplit(train=_select(train, np.isin(train.labels, trainable)),
                       heldout=gather(config.eval_splits, heldout),
                       seen=gather([s for s in config.eval_splits if s != config.train_split], trainable))
+
+
+def training_set(config: ml_collections.ConfigDict, train: ImageDataset) -> ImageDataset:
+    """The images the PK batches draw from: ``train`` (the training classes' images), enlarged
+    with more classes as configured.
+
+    * ``config.class_augmentation`` ('none' | 'rotations' | 'rotations_flips'): each training
+      class turned by 90/180/270 degrees (and mirrored) becomes a class of its own
+      (``rl_repr.data.class_augmentation``; Santoro et al. 2016, Vinyals et al. 2016);
+      ``config.class_augmentation_drop`` lists new class ids to leave out (near-symmetric
+      duplicates such as 0 or 1 turned by 180 degrees: id ``y + t * num_classes``).
+    * ``config.extra_classes`` ('none' | 'glyphs'): ``config.glyph_images_per_class`` rendered
+      8x8 images of each of ``config.glyph_characters`` (``rl_repr.data.rendered_glyphs``), one
+      class per letter, ids after every other class. 8x8x1 images only (the digits' format).
+
+    Only training images are transformed and only letters are rendered, so nothing of the
+    held-out classes enters training. Returns ``[N', H, W, C]`` uint8 images with int32 labels.
+    """
+    enlarged = augment_classes(train, config.class_augmentation, drop_classes=tuple(config.class_augmentation_drop))
+    if config.extra_classes == "glyphs":
+        from rl_repr.data.rendered_glyphs import render_glyphs  # noqa: PLC0415 (PIL only when used)
+
+        if enlarged.image_shape != (8, 8, 1):
+            raise ValueError(f"config.extra_classes='glyphs' renders 8x8 grey images but {train.name!r} "
+                             f"has {enlarged.image_shape}; use 'none' for this dataset.")
+        glyphs = render_glyphs(config.glyph_characters, config.glyph_images_per_class, seed=config.seed,
+                               label_offset=enlarged.num_classes)
+        enlarged = ImageDataset(images=np.concatenate([enlarged.images, glyphs.images]),
+                                labels=np.concatenate([enlarged.labels, glyphs.labels]),
+                                num_classes=glyphs.num_classes, name=f"{enlarged.name}+glyphs")
+    return enlarged
 
 
 def pk_batch_indices(labels: np.ndarray, classes_per_batch: int, examples_per_class: int, *,

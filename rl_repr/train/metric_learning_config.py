@@ -10,6 +10,8 @@ from __future__ import annotations
 import ml_collections
 
 from rl_repr import config_utils as cu
+from rl_repr.data.class_augmentation import CLASS_AUGMENTATIONS
+from rl_repr.data.pk_batches import EXTRA_CLASSES
 
 # Mining strategies (see rl_repr.train.metric_learning.metric_loss).
 LOSSES = ("batch_all", "batch_hard", "batch_hard_soft", "semi_hard", "random_triplets",
@@ -40,6 +42,12 @@ def metric_learning_defaults() -> ml_collections.ConfigDict:
     c.eval_classes = (5, 6, 7, 8, 9)   # held-out class ids; () = use eval_every_nth_class
     c.eval_every_nth_class = 0    # >0 and eval_classes == (): hold out ids with id % n == 0
     c.min_images_per_class = 2    # training classes with fewer images are dropped
+    # ---- more training classes (rl_repr.data.pk_batches.training_set); held-out classes untouched
+    c.class_augmentation = "none"  # 'none' | 'rotations' (x4) | 'rotations_flips' (x8): new classes
+    c.class_augmentation_drop = ()  # new class ids y + t * num_classes to leave out (duplicates)
+    c.extra_classes = "none"      # 'none' | 'glyphs': rendered printed letters, one class each
+    c.glyph_characters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghmnqrty"
+    c.glyph_images_per_class = 100
     # ---- PK batches: P classes x K images (global batch P * K)
     c.classes_per_batch = 5
     c.examples_per_class = 16
@@ -131,6 +139,14 @@ def metric_learning_rules() -> list[cu.Rule]:
         cu.non_negative_int("eval_every_nth_class"),
         cu.Rule("min_images_per_class", lambda m, c: isinstance(m, int) and m >= 2, "an integer >= 2"),
         cu.Rule("eval_splits", lambda s, c: len(s) > 0, "a non-empty tuple of split names"),
+        cu.one_of("class_augmentation", CLASS_AUGMENTATIONS),
+        cu.Rule("class_augmentation_drop", lambda d, c: all(isinstance(i, int) and i >= 0 for i in d),
+                "a tuple of non-negative class ids, e.g. (10, 21)"),
+        cu.one_of("extra_classes", EXTRA_CLASSES),
+        cu.Rule("glyph_characters", lambda s, c: isinstance(s, str) and len(s) > 0 and len(set(s)) == len(s)
+                and not any(ch.isdigit() for ch in s),
+                "a non-empty string of distinct non-digit characters (digits may be held out)"),
+        cu.positive_int("glyph_images_per_class"),
         cu.one_of("compute_dtype", DTYPES), cu.one_of("parallel", DRIVERS),
         cu.one_of("optimizer", OPTIMIZERS), cu.one_of("lr_scaling", LR_SCALINGS),
         cu.positive("margin"), cu.positive("pair_margin"),
