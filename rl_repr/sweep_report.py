@@ -165,8 +165,9 @@ def bar_chart(entries: Sequence[Entry], layout: TableLayout, path: str, title: s
     if values:  # like Figure 9, start the axis near the data so the differences show
         low, high = min(values), max(values)
         axes[0][0].set_ylim(max(0.0, low - max(2.0, 0.25 * (high - low))), min(100.0, high + 1.0))
+    # outside the last panel, so it never covers a bar
     axes[0][-1].legend(title=(layout.row_label or layout.rows) if layout.columns is not None else None,
-                       fontsize="small")
+                       fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title and layout.split:
         fig.suptitle(title)
     fig.tight_layout()
