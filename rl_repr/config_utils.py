@@ -224,11 +224,12 @@ def parse_flags_reporting_config_errors(argv: list[str]) -> list[str]:
         sys.exit(1)
 
 
-def load_config_file(path: str | os.PathLike, arg: str | None = None) -> Any:
-    """``get_config(arg)`` of a recipe file, as ``--config=path[:arg]`` would load it.
+def import_recipe_file(path: str | os.PathLike, arg: str | None, kind: str,
+                       example: str) -> tuple[Any, str | None]:
+    """Imports a Python recipe file given as ``path[:arg]``; returns ``(module, arg)``.
 
-    For programmatic launches (the demo, sweeps, tests); the command line goes through
-    ``ml_collections.config_flags``, which locks the result the same way.
+    ``kind`` and ``example`` name the file in the error raised when it does not exist
+    (e.g. ``"config"``, ``"configs/simclr_digits.py"``).
     """
     import importlib.util  # noqa: PLC0415
 
@@ -236,11 +237,21 @@ def load_config_file(path: str | os.PathLike, arg: str | None = None) -> Any:
     if arg is None and ":" in os.path.basename(path):
         path, arg = path.rsplit(":", 1)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file {path!r} does not exist; pass a recipe from configs/, "
-                                "e.g. configs/simclr_digits.py.")
-    spec = importlib.util.spec_from_file_location(f"_rl_repr_config_{abs(hash(path))}", path)
+        raise FileNotFoundError(f"{kind} file {path!r} does not exist; pass one from "
+                                f"{os.path.dirname(example)}/, e.g. {example}.")
+    spec = importlib.util.spec_from_file_location(f"_rl_repr_{kind}_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module, arg
+
+
+def load_config_file(path: str | os.PathLike, arg: str | None = None) -> Any:
+    """``get_config(arg)`` of a recipe file, as ``--config=path[:arg]`` would load it.
+
+    For programmatic launches (the demo, sweeps, tests); the command line goes through
+    ``ml_collections.config_flags``, which locks the result the same way.
+    """
+    module, arg = import_recipe_file(path, arg, "config", "configs/simclr_digits.py")
     config = module.get_config(arg) if arg is not None else module.get_config()
     if hasattr(config, "lock"):
         config.lock()

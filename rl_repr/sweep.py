@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import importlib.util
 import itertools
 import json
 import os
@@ -142,17 +141,20 @@ def cell_config(base: Any, overrides: Overrides) -> Any:
     return config
 
 
+def ablation_base(recipe_path: str, *, quick: bool = False, **overrides: Any) -> Any:
+    """A recipe as an ablation's base config: evaluated once at the end, with no baselines
+    and no fine-tuning (each cell measures only its own change); ``quick`` cuts the budget to
+    30 epochs with 3 of warmup, a first look. ``overrides`` are applied on top."""
+    base = config_utils.load_config_file(recipe_path)
+    base.update(eval_every_steps=0, baselines=False, finetune_fractions=(), log_every_steps=50, **overrides)
+    if quick:
+        base.update(epochs=30.0, warmup_epochs=3.0)
+    return base
+
+
 def load_sweep_file(spec: str) -> Sweep:
     """``get_sweep(arg)`` of ``path[:arg]``, e.g. ``configs/ablations/batch_size.py:digits``."""
-    path, arg = spec, None
-    if ":" in os.path.basename(spec):
-        path, arg = spec.rsplit(":", 1)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"sweep file {path!r} does not exist; pass one from configs/ablations/, "
-                                "e.g. configs/ablations/batch_size.py:digits.")
-    module_spec = importlib.util.spec_from_file_location(f"_rl_repr_sweep_{abs(hash(path))}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    module, arg = config_utils.import_recipe_file(spec, None, "sweep", "configs/ablations/batch_size.py:digits")
     return module.get_sweep(arg)
 
 

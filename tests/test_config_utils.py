@@ -195,3 +195,14 @@ def test_config_to_json_writes_resolved_config(tmp_path):
     cu.config_to_json(config, path)
     assert json.loads(path.read_text())["batch_size"] == 64
     assert sorted(os.listdir(path.parent)) == ["config.json"]
+
+
+def test_missing_recipe_and_sweep_files_are_named_with_an_example(tmp_path):
+    from rl_repr import sweep  # noqa: PLC0415
+    from rl_repr.config_utils import load_config_file  # noqa: PLC0415
+
+    missing = str(tmp_path / "nope.py")
+    with pytest.raises(FileNotFoundError, match=r"config file .*nope\.py' does not exist; pass one from configs/"):
+        load_config_file(missing + ":runlocal")
+    with pytest.raises(FileNotFoundError, match=r"sweep file .*nope\.py' does not exist; pass one from configs/ablations/"):
+        sweep.load_sweep_file(missing + ":digits")

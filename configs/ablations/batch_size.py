@@ -62,8 +62,7 @@ def get_sweep(arg=None) -> sweep.Sweep:
     if arg in ("digits", "digits_quick"):
         batch_sizes, epochs = ((32, 64, 128, 256, 512, 1024), (10, 25, 50)) if arg == "digits" else \
             ((64, 256, 1024), (5, 15))
-        base = load_config_file(os.path.join(_CONFIGS, "simclr_digits.py"))
-        base.update(eval_every_steps=0, baselines=False, finetune_fractions=(), log_every_steps=50)
+        base = sweep.ablation_base(os.path.join(_CONFIGS, "simclr_digits.py"))
         scalings = _scalings(linear_base=0.3 * 256 ** 0.5, sqrt_base=0.3)  # both 4.8 at B=256
         warmup = None
         minutes = digits_cost_seconds(batch_sizes, epochs) / 60

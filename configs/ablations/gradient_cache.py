@@ -16,7 +16,6 @@ loop body slowly; see benchmarks/large_batch.py).
 import os
 
 from rl_repr import sweep
-from rl_repr.config_utils import load_config_file
 from rl_repr.sweep_report import TableLayout
 from rl_repr.train.simclr_config import validate_simclr_config
 
@@ -31,10 +30,7 @@ LAYOUT = TableLayout(rows="gradient_cache_chunks", row_label="chunks (0 = plain 
 def get_sweep(arg=None) -> sweep.Sweep:
     if arg not in ("digits", "digits_quick"):
         raise ValueError(f"configs/ablations/gradient_cache.py takes 'digits' or 'digits_quick', not {arg!r}.")
-    base = load_config_file(os.path.join(_CONFIGS, "simclr_digits.py"))
-    base.update(eval_every_steps=0, baselines=False, finetune_fractions=(), log_every_steps=50)
-    if arg == "digits_quick":
-        base.update(epochs=30.0, warmup_epochs=3.0)
+    base = sweep.ablation_base(os.path.join(_CONFIGS, "simclr_digits.py"), quick=arg == "digits_quick")
     reduced = "Reduced budget, a first look; " if arg == "digits_quick" else ""
     note = (f"{reduced}Representation caching with batch norm ({arg}): digits recipe, {base.epochs:g} epochs, "
             f"batch {base.batch_size}; K chunks = batch statistics over {2 * base.batch_size}/K views.")

@@ -14,7 +14,6 @@ Arguments: 'digits' (the digits recipe, 150 epochs: about 3 min a cell on a quie
 import os
 
 from rl_repr import sweep
-from rl_repr.config_utils import load_config_file
 from rl_repr.sweep_report import TableLayout
 from rl_repr.train.simclr_config import validate_simclr_config
 
@@ -33,11 +32,8 @@ LAYOUT = TableLayout(
 def get_sweep(arg=None) -> sweep.Sweep:
     if arg not in _RECIPES:
         raise ValueError(f"configs/ablations/projection_head.py takes one of {sorted(_RECIPES)}, not {arg!r}.")
-    base = load_config_file(os.path.join(_CONFIGS, _RECIPES[arg]))
-    base.update(evaluate_head=True, eval_every_steps=0, baselines=False, finetune_fractions=(),
-                log_every_steps=50)
-    if arg == "digits_quick":
-        base.update(epochs=30.0, warmup_epochs=3.0)
+    base = sweep.ablation_base(os.path.join(_CONFIGS, _RECIPES[arg]), quick=arg == "digits_quick",
+                               evaluate_head=True)
     reduced = "Reduced budget, a first look; " if arg == "digits_quick" else ""
     note = (f"{reduced}Projection-head ablation ({arg}): {base.epochs:g} epochs, batch {base.batch_size}, "
             f"head output {base.head.output_dim}, hidden width = encoder width.")

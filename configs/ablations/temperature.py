@@ -11,7 +11,6 @@ epochs), 'imagenet', 'cifar10'.
 import os
 
 from rl_repr import sweep
-from rl_repr.config_utils import load_config_file
 from rl_repr.sweep_report import TableLayout
 from rl_repr.train.simclr_config import validate_simclr_config
 
@@ -28,10 +27,7 @@ LAYOUT = TableLayout(rows="temperature", row_label="temperature",
 def get_sweep(arg=None) -> sweep.Sweep:
     if arg not in _RECIPES:
         raise ValueError(f"configs/ablations/temperature.py takes one of {sorted(_RECIPES)}, not {arg!r}.")
-    base = load_config_file(os.path.join(_CONFIGS, _RECIPES[arg]))
-    base.update(eval_every_steps=0, baselines=False, finetune_fractions=(), log_every_steps=50)
-    if arg == "digits_quick":
-        base.update(epochs=30.0, warmup_epochs=3.0)
+    base = sweep.ablation_base(os.path.join(_CONFIGS, _RECIPES[arg]), quick=arg == "digits_quick")
     reduced = "Reduced budget, a first look; " if arg == "digits_quick" else ""
     note = f"{reduced}Temperature ablation ({arg}): {base.epochs:g} epochs, batch {base.batch_size}."
     return sweep.Sweep(name=f"temperature-{arg}", base=base,
