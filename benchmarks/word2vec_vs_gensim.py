@@ -7,9 +7,10 @@ Corpus: gensim's Wikipedia excerpt (106 articles, 452,944 tokens), cut into piec
 10,000 tokens (gensim's sentence limit) and fed identically to both. Settings: gensim's
 ``Word2Vec(sg=1)`` defaults -- dim 100, window 5, 5 negatives, sample 1e-3, min_count 5,
 alpha 0.025 -> 0.0001 -- and the same epochs. gensim gets ``--workers`` threads (default:
-every core); rl_repr runs on JAX's default backend unchanged: on CPU that is one device,
-which XLA runs on the same cores with its own threads (fake multi-device CPU meshes add a
-rendezvous per update and are for testing sharding, not speed), on a GPU the GPU(s).
+every core); rl_repr runs ``configs/word2vec_wiki.py`` unchanged: on a CPU that splits
+the host into one JAX device per core, each a Hogwild worker whose replica of the tables
+merges with the others every 64 updates (``table_sync='step'``), as gensim's threads
+share theirs; on a GPU, the GPU(s).
 
 Throughput is gensim's "raw words": every corpus token (out-of-vocabulary ones included)
 times epochs, divided by the training time -- vocabulary building excluded for both,
@@ -90,7 +91,7 @@ def run_rl_repr(epochs: int, cache_dir: str, seed: int, compilation_cache_dir: s
     summary["raw_words_per_cpu_second"] = results["raw_words"] * epochs / results["train_cpu_seconds"]
     return summary | {"settings": {
         key: config[key] for key in ("positions_per_row", "updates_per_step", "negative_sharing",
-                                     "loss_impl", "parallel")}}
+                                     "loss_impl", "parallel", "table_sync", "cpu_devices")}}
 
 
 def run_gensim(pieces: list[list[str]], raw_words: int, epochs: int, workers: int, seed: int) -> dict:

@@ -131,6 +131,30 @@ def maybe_initialize_distributed(config: Any) -> bool:
     return True
 
 
+def request_cpu_devices(count: int) -> bool:
+    """Splits the host CPU into ``count`` JAX devices, if JAX has not started yet.
+
+    ``count=0`` leaves JAX's default (one CPU device, or what ``XLA_FLAGS`` asks for). Each
+    CPU device runs its programs on its own thread, so a per-device program that needs no
+    collective for a while (word2vec's ``table_sync='step'``) keeps ``count`` cores busy.
+    Has no effect on the accelerators of a GPU/TPU machine. Once JAX's backend is running
+    (a test, a notebook) its devices cannot change: the call prints one line saying so and
+    returns False; restart the process to apply it.
+    """
+    if count <= 0:
+        return False
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError:
+        if jax.local_device_count("cpu") == count:  # already so (an earlier run in this process)
+            return True
+        print(f"cpu_devices={count} not applied: JAX's backend is already running with "
+              f"{jax.local_device_count('cpu')} CPU device(s); set it before JAX starts "
+              "(a fresh process).", flush=True)
+        return False
+    return True
+
+
 def _get(config: Any, key: str, default: Any) -> Any:
     try:
         value = config[key]

@@ -234,6 +234,57 @@ def test_sharded_step_equals_single_device_step(driver_name, single_device_step)
     np.testing.assert_allclose(metrics["loss"], expected_metrics["loss"], rtol=1e-5)
 
 
+def _two_update_batch(rows):
+    """Two updates per step, ``[rows, 2, ...]``."""
+    first, second = _batch("window", rows=rows, seed=4), _batch("window", rows=rows, seed=5)
+    return {name: np.concatenate([first[name], second[name]], axis=1) for name in first}
+
+
+@pytest.mark.parametrize("driver_name", ["shard_map", "pmap"])
+def test_step_sync_adds_up_each_devices_local_updates(driver_name):
+    """``table_sync='step'``: each device takes its own rows' updates on its own replica, then
+    the replicas add up their changes -- Hogwild with the race made deterministic."""
+    devices = jax.device_count()
+    batch, state = _two_update_batch(devices), jax.device_get(_state(4))
+    local = jax.jit(lambda s, b: w2v.make_per_device_step(**SHARDED_KWARGS)(s, b, None))
+    changes, losses_and_pairs = [], []
+    for row in range(devices):  # the reference: every device's updates alone, from the same start
+        ended, metrics = jax.device_get(local(state, {name: array[row:row + 1] for name, array in batch.items()}))
+        changes.append((ended.input_vectors - state.input_vectors, ended.output_vectors - state.output_vectors))
+        losses_and_pairs.append((metrics["loss"] * metrics["pairs"], metrics["pairs"]))
+    driver = Driver(driver_name, parallel.make_mesh(devices))
+    step = driver.compile_step(w2v.make_per_device_step(table_sync="step", **SHARDED_KWARGS))
+    placed, metrics = step(driver.put_state(state), driver.put_batch(batch))
+    result = jax.device_get(driver.get_state(placed))
+    np.testing.assert_allclose(result.input_vectors, state.input_vectors + sum(c[0] for c in changes),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.output_vectors, state.output_vectors + sum(c[1] for c in changes),
+                               rtol=1e-5, atol=1e-6)
+    loss_sum, pairs = np.sum(losses_and_pairs, axis=0)
+    np.testing.assert_allclose(metrics["loss"], loss_sum / pairs, rtol=1e-5)
+    assert int(result.step) == 2 and int(metrics["pairs"]) == int(pairs)
+
+
+def test_step_sync_on_one_device_is_plain_sgd():
+    batch, state = _two_update_batch(1), jax.device_get(_state(4))
+    expected, _ = jax.device_get(jax.jit(lambda s, b: w2v.make_per_device_step(**SHARDED_KWARGS)(s, b, None))(
+        state, batch))
+    driver = Driver("shard_map", parallel.make_mesh(1))
+    step = driver.compile_step(w2v.make_per_device_step(table_sync="step", **SHARDED_KWARGS))
+    result = jax.device_get(driver.get_state(step(driver.put_state(state), driver.put_batch(batch))[0]))
+    np.testing.assert_allclose(result.input_vectors, expected.input_vectors, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(result.output_vectors, expected.output_vectors, rtol=1e-6, atol=1e-6)
+
+
+def test_cpu_devices_cannot_change_a_running_backend(capsys):
+    jax.devices()  # the backend is running (8 fake CPU devices in the tests)
+    assert parallel.request_cpu_devices(0) is False
+    assert parallel.request_cpu_devices(jax.local_device_count("cpu")) is True  # already so: silent
+    assert capsys.readouterr().out == ""
+    assert parallel.request_cpu_devices(3) is False
+    assert "cpu_devices=3 not applied" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------- the trainer
 def _tiny_config(**overrides):
     config = word2vec_defaults()
@@ -261,6 +312,11 @@ def test_training_recovers_planted_topics(uninterrupted):
     assert results["raw_words"] == 4000 and results["vocabulary_size"] == 32
 
 
+def test_hogwild_training_recovers_planted_topics(tmp_path):
+    results = word2vec.train_and_evaluate(_tiny_config(num_devices=2, table_sync="step"), str(tmp_path))
+    assert results["devices"] == 2 and results["topic_neighbour_accuracy"] >= 0.9, results
+
+
 def test_resume_gives_the_tables_of_an_uninterrupted_run(uninterrupted, tmp_path):
     full_dir, full = uninterrupted
     workdir = str(tmp_path / "resumed")
@@ -284,4 +340,7 @@ def test_config_errors_name_the_key():
         word2vec.train_and_evaluate(unknown, "/nonexistent/never-written")
     with pytest.raises(ValueError, match="multiple"):
         w2v.negatives_shape("row", window=2, positions_per_row=8, negatives_per_pair=5, shared_negatives=7)
+    jit_hogwild = _tiny_config(parallel="jit", table_sync="step")
+    with pytest.raises(config_utils.ConfigError, match="table_sync.*shard_map"):
+        word2vec.train_and_evaluate(jit_hogwild, "/nonexistent/never-written")
     assert isinstance(_tiny_config(), ml_collections.ConfigDict)

@@ -32,12 +32,14 @@ class LoopConfig:
       eval_every: steps between calls of ``evaluate`` (0 = only at the end).
       stop_after: stop (with a checkpoint) once this step is reached, without ending the run;
         what a preempted job looks like. ``None`` runs to ``total_steps``.
+      nan_fix: what the NaN-loss message tells the user to change (the trainer's own keys).
     """
 
     total_steps: int
     log_every: int = 10
     eval_every: int = 0
     stop_after: int | None = None
+    nan_fix: str = "lower config.base_lr (or raise config.warmup_epochs)"
 
 
 def train_loop(
@@ -86,7 +88,7 @@ def train_loop(
         saving = last or preempted.raised or step % checkpointer.save_every_steps == 0
         if step % loop.log_every == 0 or saving:  # never checkpoint a NaN state
             metrics = jax.device_get(metrics)
-            _check_finite(metrics, step, checkpointer)
+            _check_finite(metrics, step, checkpointer, loop.nan_fix)
             writer.write(step, metrics)
             if step % loop.log_every == 0 or last:
                 progress.update(step, metrics, force=last)
@@ -101,14 +103,14 @@ def train_loop(
     return driver.get_state(placed), step
 
 
-def _check_finite(metrics: Mapping[str, Any], step: int, checkpointer: Any) -> None:
+def _check_finite(metrics: Mapping[str, Any], step: int, checkpointer: Any, fix: str) -> None:
     loss = metrics.get("loss")
     if loss is not None and not math.isfinite(float(np.asarray(loss))):
         last = checkpointer.latest_step()
         kept = f"the checkpoint at step {last} is kept" if last else "no checkpoint was written"
         raise NonFiniteLossError(
-            f"The training loss became {float(np.asarray(loss))} at step {step}; {kept}: lower "
-            "config.base_lr (or raise config.warmup_epochs) and rerun the same command to resume.")
+            f"The training loss became {float(np.asarray(loss))} at step {step}; {kept}: {fix} "
+            "and rerun the same command to resume.")
 
 
 class _PreemptionFlag:

@@ -259,7 +259,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                    save_every_steps=config.checkpoint_every_steps)
     writer = MetricsWriter(workdir)
     loop = LoopConfig(total_steps=config.num_steps, log_every=config.log_every_steps,
-                      eval_every=config.eval_every_steps, stop_after=stop_after_step)
+                      eval_every=config.eval_every_steps, stop_after=stop_after_step,
+                      nan_fix="lower config.base_lr (or raise config.warmup_steps)")
     state, step = train_loop(state=run.state, driver=run.driver, step_fn=run.step_fn,
                              batch_for_step=run.batch_for_step, loop=loop, checkpointer=ckpt,
                              writer=writer, evaluate=heldout_monitor)

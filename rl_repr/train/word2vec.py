@@ -11,6 +11,7 @@ TensorBoard projector). Progress lines report raw corpus words per second, as ge
 """
 from __future__ import annotations
 
+import collections
 import os
 import time
 from typing import Any, Sequence
@@ -81,21 +82,25 @@ class _Throughput:
     """Wraps the compiled step: adds ``words_per_second`` to the metrics and times the run.
 
     Words are raw corpus words (gensim's measure), counted from when the first call
-    returned, i.e. after compilation. ``synchronous`` waits for each step: on a
-    multi-device *CPU* mesh, XLA's in-process collectives can deadlock when many steps
-    are dispatched ahead (seen with jax 0.10 on 2 cores: every device thread must reach
-    each all-gather's rendezvous).
+    returned, i.e. after compilation. ``max_in_flight`` bounds the steps dispatched but
+    not finished (``None``: no bound): on a multi-device *CPU* mesh, XLA's in-process
+    collectives can deadlock when many steps are dispatched ahead (seen with jax 0.10 on 2
+    cores: every device thread must reach each collective's rendezvous), while one step in
+    flight lets the host build the next batch as the devices compute.
     """
 
-    def __init__(self, step_fn, words_per_step: float, *, synchronous: bool):
-        self.step_fn, self.words_per_step, self.synchronous = step_fn, words_per_step, synchronous
+    def __init__(self, step_fn, words_per_step: float, *, max_in_flight: int | None):
+        self.step_fn, self.words_per_step, self.max_in_flight = step_fn, words_per_step, max_in_flight
+        self.in_flight: collections.deque = collections.deque()
         self.first_return: float | None = None
         self.calls = 0
 
     def __call__(self, state, batch):
         state, metrics = self.step_fn(state, batch)
-        if self.synchronous:
-            jax.block_until_ready(state)
+        if self.max_in_flight is not None:
+            self.in_flight.append(metrics)  # outputs, never donated: safe to wait on later
+            while len(self.in_flight) > self.max_in_flight:
+                jax.block_until_ready(self.in_flight.popleft())
         now = time.perf_counter()
         if self.first_return is None:
             self.first_return = now
@@ -116,6 +121,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     preempted job would.
     """
     validate_word2vec_config(config)
+    parallel.request_cpu_devices(config.cpu_devices)  # before anything starts JAX's backend
     parallel.maybe_initialize_distributed(config)
     if config.compilation_cache_dir:
         # Process-wide: compiled steps are stored and reused by later runs with the same shapes
@@ -154,7 +160,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     state = init_state(jax.random.PRNGKey(config.seed), vocab.size, config.dim)
     driver = Driver(config.parallel, mesh)
     step_fn = driver.compile_step(make_per_device_step(
-        window=config.window, loss=config.loss, negatives_per_pair=config.negatives, loss_impl=config.loss_impl))
+        window=config.window, loss=config.loss, negatives_per_pair=config.negatives, loss_impl=config.loss_impl,
+        table_sync=config.table_sync))
     rows_per_process = rows // jax.process_count()
     mine = slice(jax.process_index() * rows_per_process, (jax.process_index() + 1) * rows_per_process)
 
@@ -175,10 +182,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
     # ---- train
     throughput = _Throughput(step_fn, words_per_step,
-                             synchronous=jax.default_backend() == "cpu" and mesh.devices.size > 1)
+                             max_in_flight=1 if jax.default_backend() == "cpu" and mesh.devices.size > 1 else None)
     train_start, cpu_start = time.perf_counter(), time.process_time()
     state, step = train_loop(state=state, driver=driver, step_fn=throughput, batch_for_step=batch_for_step,
                              loop=LoopConfig(total_steps=total_steps, log_every=config.log_every_steps,
+                                             nan_fix="lower config.alpha (or config.positions_per_row: the "
+                                                     "update sums its pairs' gradients)",
                                              stop_after=stop_after_step),
                              checkpointer=ckpt, writer=writer)
     jax.block_until_ready(state)

@@ -16,6 +16,7 @@ DRIVERS = ("jit", "shard_map", "pmap")
 LOSSES = ("sgns", "full_softmax")
 LOSS_IMPLEMENTATIONS = ("slots", "fused", "vmap")
 NEGATIVE_SHARING = ("pair", "window", "row")
+TABLE_SYNC = ("update", "step")
 
 
 def word2vec_defaults() -> ml_collections.ConfigDict:
@@ -55,6 +56,8 @@ def word2vec_defaults() -> ml_collections.ConfigDict:
     # ---- systems
     c.parallel = "shard_map"        # 'jit' | 'shard_map' | 'pmap'
     c.num_devices = 0               # 0 = every device
+    c.cpu_devices = 0               # CPU: split the host into this many devices first (0 = JAX's default)
+    c.table_sync = "update"         # 'update' (synchronous SGD) | 'step' (Hogwild: replicas merge per step)
     c.compilation_cache_dir = ""    # '' = off; else JAX's persistent cache: later runs skip compiling
     c.distributed = ml_collections.ConfigDict(dict(
         coordinator_address="", num_processes=1, process_id=0))
@@ -88,8 +91,11 @@ def word2vec_rules() -> list[cu.Rule]:
         cu.positive_int("epochs"), cu.positive("alpha"), cu.non_negative("min_alpha"),
         cu.Rule("min_alpha", lambda v, c: v <= c.alpha, "at most alpha (the rate decays to it)"),
         cu.positive_int("positions_per_row"), cu.non_negative_int("rows"),
-        cu.positive_int("updates_per_step"), cu.one_of("parallel", DRIVERS),
-        cu.non_negative_int("num_devices"), cu.positive_int("log_every_steps"),
+        cu.positive_int("updates_per_step"), cu.one_of("parallel", DRIVERS), cu.one_of("table_sync", TABLE_SYNC),
+        cu.Rule("table_sync", lambda v, c: v == "update" or c.parallel != "jit",
+                "'update' with parallel='jit' (XLA owns the jit driver's collectives); 'step' needs "
+                "parallel='shard_map' or 'pmap'"),
+        cu.non_negative_int("num_devices"), cu.non_negative_int("cpu_devices"), cu.positive_int("log_every_steps"),
         cu.positive_int("checkpoint_every_steps"), cu.positive_int("eval.restrict_vocab"),
         cu.positive_int("eval.num_neighbours"),
     ]

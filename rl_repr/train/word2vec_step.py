@@ -40,7 +40,10 @@ split by rows because word frequencies are Zipfian: the few hot rows (and most n
 draws) would all land on one device's shard, and a row split needs an all-to-all for
 every gather; split rows only when ``2 V d`` floats do not fit on a device. The ``jit``
 driver leaves the same choice to XLA. Full softmax touches every output row, so its
-output-table gradient is all-reduced densely.
+output-table gradient is all-reduced densely. That is ``table_sync='update'``; with
+``table_sync='step'`` the replicas instead drift apart for a step's ``M`` updates and then
+add up their changes (Hogwild, :func:`make_per_device_step`): one dense all-reduce per step,
+the fastest way to use every core of a CPU.
 """
 from __future__ import annotations
 
@@ -54,7 +57,7 @@ import numpy as np
 from rl_repr import losses
 from rl_repr.data import text_batches
 from rl_repr.train import word2vec_slots
-from rl_repr.train.word2vec_config import LOSS_IMPLEMENTATIONS, LOSSES, NEGATIVE_SHARING
+from rl_repr.train.word2vec_config import LOSS_IMPLEMENTATIONS, LOSSES, NEGATIVE_SHARING, TABLE_SYNC
 
 
 # ============================================================================ state
@@ -342,23 +345,47 @@ def _scatter_add(table: jax.Array, updates: list[tuple[jax.Array, jax.Array]], s
     return table
 
 
-def make_per_device_step(**update_kwargs):
+def make_per_device_step(*, table_sync: str = "update", **update_kwargs):
     """``per_device_step(state, batch, axis_name) -> (state, metrics)`` for the drivers.
 
     ``batch`` arrays are ``[rows, updates, ...]`` (:class:`~rl_repr.data.text_batches.SkipGramBatches`);
     the step runs the ``updates`` SGD updates one after another with ``lax.scan`` -- small
     updates keep word2vec's quality, one compiled call for many of them keeps the Python
     overhead off the hot path. Metrics: ``loss`` (mean per real pair), ``pairs`` and the
-    last ``learning_rate``. Arguments: those of :func:`make_update`.
+    last ``learning_rate``.
+
+    ``table_sync`` (per-device drivers only) says when the replicas of the tables meet:
+
+    * ``'update'``: after every update (all-gathered row updates, module docstring): exactly
+      synchronous SGD on the global batch, every device's result identical to one device's.
+    * ``'step'``: each device runs the step's ``M`` updates on its own rows against its
+      own replica, with no collective, and the replicas then merge by adding up their
+      changes: ``e <- e + sum_devices (e_device - e)`` (the same for ``w``). This is
+      Hogwild (Recht et al. 2011), the way word2vec.c's and gensim's worker threads share
+      their tables, with the race made deterministic: a device sees the other devices'
+      updates up to ``M`` updates late. One dense ``2 V d`` all-reduce per step instead of a
+      rendezvous per update, so each device runs at its own speed (on a CPU, devices are
+      cores). Not equal to the single-device result (tested: close, and the same quality).
+
+    Other arguments: those of :func:`make_update`.
     """
+    if table_sync not in TABLE_SYNC:
+        raise ValueError(f"table_sync={table_sync!r} is not one of {TABLE_SYNC}.")
     update = make_update(**update_kwargs)
 
     def per_device_step(state: Word2VecState, batch: dict[str, jax.Array], axis_name: str | None):
         by_update = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)  # [updates, rows, ...]
-        state, (loss_sums, pairs, rates) = jax.lax.scan(
-            lambda carry, micro: update(carry, micro, axis_name), state, by_update)
-        total_pairs = jnp.sum(pairs)
-        return state, {"loss": jnp.sum(loss_sums) / jnp.maximum(total_pairs, 1), "pairs": total_pairs,
+        update_axis = axis_name if table_sync == "update" else None
+        local, (loss_sums, pairs, rates) = jax.lax.scan(
+            lambda carry, micro: update(carry, micro, update_axis), state, by_update)
+        loss_sum, total_pairs = jnp.sum(loss_sums), jnp.sum(pairs)
+        if axis_name is not None and table_sync == "step":
+            def merged(start, end):
+                return start + jax.lax.psum(end - start, axis_name)
+            local = local.replace(input_vectors=merged(state.input_vectors, local.input_vectors),
+                                  output_vectors=merged(state.output_vectors, local.output_vectors))
+            loss_sum, total_pairs = jax.lax.psum((loss_sum, total_pairs), axis_name)
+        return local, {"loss": loss_sum / jnp.maximum(total_pairs, 1), "pairs": total_pairs,
                        "learning_rate": rates[-1]}
 
     return per_device_step
