@@ -8,7 +8,8 @@ Trains ``configs/metric_digits.py:<recipe>`` (digits 0-4, PK batches of 5 x 16, 
 conv net, 64-d unit embeddings) once per recipe and seed: each mining strategy alone, then
 semi-hard plus the instance (NT-Xent) term and the instance term alone (``semi_hard+instance``
 and ``instance_only``: ``+`` joins launch tokens), then semi-hard with more training classes
-(``CLASS_RECIPES``: rotated / mirrored 0-4 as new classes, rendered letters as new classes). Each network is scored on the
+(``CLASS_RECIPES``: rotated / mirrored 0-4 as new classes, rendered letters as new classes,
+made-up handwritten characters as new classes). Each network is scored on the
 held-out digits 5-9 with the same 600 5-way 1-shot and 5-shot episodes, the same 3000
 verification pairs (10-fold thresholds) and recall@k. Two baselines come from the same
 runs: nearest neighbour on raw pixels, and the same network at random initialisation.
@@ -36,7 +37,8 @@ from rl_repr.train.metric_learning_config import FEATURE_TRANSFORMS, LOSSES  # n
 # More training classes (digits 5-9 stay held out): rotations / mirror images of 0-4 as new
 # classes, rendered letters as new classes, both, and both with the instance term.
 CLASS_RECIPES = ("semi_hard+rotations_flips", "semi_hard+glyphs", "semi_hard+rotations_flips+glyphs",
-                 "semi_hard+instance+rotations_flips+glyphs", "semi_hard+rotations_flips+glyphs+flat")
+                 "semi_hard+instance+rotations_flips+glyphs", "semi_hard+rotations_flips+glyphs+flat",
+                 "semi_hard+rotations_flips+strokes+flat")
 RECIPES = (*LOSSES, "semi_hard+instance", "instance_only", *CLASS_RECIPES)
 TRANSFORM_NOTE = {"none": "they come (squared Euclidean nearest neighbour)",
                   "center_and_normalize": "(x - mu) / |x - mu| with mu the mean feature of the training "
@@ -55,6 +57,9 @@ LABELS = {"random_triplets": "random triplets (no mining)", "batch_all": "batch-
           "semi_hard+rotations_flips+glyphs": "semi-hard, + both (40 + 39 classes)",
           "semi_hard+instance+rotations_flips+glyphs": "semi-hard x 0.1 + instance term, + both (79 classes)",
           "semi_hard+rotations_flips+glyphs+flat": "semi-hard, + both, flattened trunk, 128-d embedding",
+          "semi_hard+rotations_flips+strokes+flat": "semi-hard, + rotated/mirrored 0-4 + 3000 made-up "
+                                                    "handwritten characters (3040 classes), flattened trunk, "
+                                                    "2000 steps, no image augmentation",
           "raw_pixels": "baseline: raw pixels, nearest neighbour",
           "random_init": "baseline: same network, random init"}
 
@@ -110,7 +115,9 @@ def markdown_table(summary: dict, meta: dict) -> str:
         "for the rows with more training classes, whose extra classes are the digits 0-4 turned by "
         "90/180/270 degrees and mirrored (each a class: 40 in all) and/or 39 printed letters rendered "
         "from matplotlib's fonts the way the digits were made (32x32 bitmap -> 4x4 ink counts), 100 "
-        "images each; no image of 5-9, labelled or not, is ever trained on). "
+        "images each, or 3000 made-up handwritten characters (random pen trajectories drawn by "
+        "jittered hands and reduced the same way, `rl_repr.data.stroke_characters`), 10 images each; "
+        "no image of 5-9, labelled or not, is ever trained on). "
         f"Mean ± std over seeds {meta['seeds']} (%); the 600-episode 95% interval of one run is "
         f"about ±{100 * meta['episode_ci95']:.1f}. Trunk h = the conv features under the "
         "embedding layer (globally pooled, 128-d; flattened, 512-d, for the instance-term recipes, "
@@ -201,6 +208,10 @@ def main() -> None:
                   f"{results['5way_1shot_accuracy']:.3f}, 5-shot {results['5way_5shot_accuracy']:.3f}", flush=True)
     if len(seeds) > 0:
         per_seed["raw_pixels"] = per_seed["raw_pixels"][:1]  # identical for every seed
+    # The comparison's step budget: --steps, or the plain recipe's (a recipe that sets its own,
+    # as 'strokes' does, says so in its row's label).
+    meta["steps"] = args.steps or config_utils.load_config_file(
+        os.path.join(ROOT, "configs", "metric_digits.py"), "semi_hard").num_steps
     summary = summarise(per_seed)
     meta.update(seeds=seeds, recipe="configs/metric_digits.py:<recipe>", feature_transform=args.feature_transform,
                 runtime_seconds=round(time.time() - start),

@@ -53,13 +53,16 @@ def test_dropped_classes_are_left_out_and_bad_inputs_fail():
 
 def test_enlarged_training_set_never_holds_a_heldout_digit():
     config = metric_learning_defaults()
-    config.class_augmentation, config.extra_classes = "rotations_flips", "glyphs"
-    config.glyph_images_per_class = 3
+    config.class_augmentation, config.extra_classes = "rotations_flips", "glyphs+strokes"
+    config.glyph_images_per_class, config.stroke_classes, config.stroke_images_per_class = 3, 30, 4
     split = pk_batches.load_class_split(config)
     train = pk_batches.training_set(config, split.train)
-    # 8 transforms of digits 0-4, then one class per letter with ids after them.
-    expected = {d + 10 * t for d in range(5) for t in range(8)} | {80 + i for i in range(len(config.glyph_characters))}
+    # 8 transforms of digits 0-4, then one class per letter, then the made-up characters.
+    letters = len(config.glyph_characters)
+    expected = ({d + 10 * t for d in range(5) for t in range(8)} | {80 + i for i in range(letters)}
+                | {80 + letters + i for i in range(30)})
     assert set(np.unique(train.labels).tolist()) == expected
+    assert train.num_classes == 80 + letters + 30 and np.sum(train.labels >= 80 + letters) == 30 * 4
     # The held-out labels 5-9 are never a training label, and no training image equals a
     # held-out image (the transforms of 0-4 and the letters are other images).
     assert not np.isin(train.labels, config.eval_classes).any()

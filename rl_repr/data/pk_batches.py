@@ -18,8 +18,9 @@ from rl_repr.data.digits import ImageDataset
 
 __all__ = ["ClassSplit", "load_class_split", "training_set", "pk_batch_indices"]
 
-# config.extra_classes: 'none', or 'glyphs' (rl_repr.data.rendered_glyphs: printed letters).
-EXTRA_CLASSES = ("none", "glyphs")
+# config.extra_classes: 'none', 'glyphs' (rl_repr.data.rendered_glyphs: printed letters),
+# 'strokes' (rl_repr.data.stroke_characters: made-up handwritten characters) or both.
+EXTRA_CLASSES = ("none", "glyphs", "strokes", "glyphs+strokes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,25 +80,38 @@ def training_set(config: ml_collections.ConfigDict, train: ImageDataset) -> Imag
       (``rl_repr.data.class_augmentation``; Santoro et al. 2016, Vinyals et al. 2016);
       ``config.class_augmentation_drop`` lists new class ids to leave out (near-symmetric
       duplicates such as 0 or 1 turned by 180 degrees: id ``y + t * num_classes``).
-    * ``config.extra_classes`` ('none' | 'glyphs'): ``config.glyph_images_per_class`` rendered
-      8x8 images of each of ``config.glyph_characters`` (``rl_repr.data.rendered_glyphs``), one
-      class per letter, ids after every other class. 8x8x1 images only (the digits' format).
+    * ``config.extra_classes`` ('none' | 'glyphs' | 'strokes' | 'glyphs+strokes'), 8x8x1 images
+      (the digits' format) with ids after every other class:
+      'glyphs': ``config.glyph_images_per_class`` rendered images of each of
+      ``config.glyph_characters`` (``rl_repr.data.rendered_glyphs``), one class per letter;
+      'strokes': ``config.stroke_classes`` made-up handwritten characters,
+      ``config.stroke_images_per_class`` images each, control points moved by
+      ``config.stroke_point_jitter`` (``rl_repr.data.stroke_characters``).
 
-    Only training images are transformed and only letters are rendered, so nothing of the
-    held-out classes enters training. Returns ``[N', H, W, C]`` uint8 images with int32 labels.
+    Only training images are transformed and only letters and random pen trajectories are
+    drawn, so nothing of the held-out classes enters training. Returns ``[N', H, W, C]`` uint8
+    images with int32 labels.
     """
     enlarged = augment_classes(train, config.class_augmentation, drop_classes=tuple(config.class_augmentation_drop))
-    if config.extra_classes == "glyphs":
-        from rl_repr.data.rendered_glyphs import render_glyphs  # noqa: PLC0415 (PIL only when used)
+    sources = [] if config.extra_classes == "none" else config.extra_classes.split("+")
+    if sources and enlarged.image_shape != (8, 8, 1):
+        raise ValueError(f"config.extra_classes={config.extra_classes!r} draws 8x8 grey images but "
+                         f"{train.name!r} has {enlarged.image_shape}; use 'none' for this dataset.")
+    for source in sources:
+        if source == "glyphs":
+            from rl_repr.data.rendered_glyphs import render_glyphs  # noqa: PLC0415 (PIL only when used)
 
-        if enlarged.image_shape != (8, 8, 1):
-            raise ValueError(f"config.extra_classes='glyphs' renders 8x8 grey images but {train.name!r} "
-                             f"has {enlarged.image_shape}; use 'none' for this dataset.")
-        glyphs = render_glyphs(config.glyph_characters, config.glyph_images_per_class, seed=config.seed,
-                               label_offset=enlarged.num_classes)
-        enlarged = ImageDataset(images=np.concatenate([enlarged.images, glyphs.images]),
-                                labels=np.concatenate([enlarged.labels, glyphs.labels]),
-                                num_classes=glyphs.num_classes, name=f"{enlarged.name}+glyphs")
+            extra = render_glyphs(config.glyph_characters, config.glyph_images_per_class, seed=config.seed,
+                                  label_offset=enlarged.num_classes)
+        else:
+            from rl_repr.data.stroke_characters import render_stroke_characters  # noqa: PLC0415
+
+            extra = render_stroke_characters(config.stroke_classes, config.stroke_images_per_class,
+                                             seed=config.seed, label_offset=enlarged.num_classes,
+                                             point_jitter=config.stroke_point_jitter)
+        enlarged = ImageDataset(images=np.concatenate([enlarged.images, extra.images]),
+                                labels=np.concatenate([enlarged.labels, extra.labels]),
+                                num_classes=extra.num_classes, name=f"{enlarged.name}+{source}")
     return enlarged
 
 

@@ -45,9 +45,13 @@ def metric_learning_defaults() -> ml_collections.ConfigDict:
     # ---- more training classes (rl_repr.data.pk_batches.training_set); held-out classes untouched
     c.class_augmentation = "none"  # 'none' | 'rotations' (x4) | 'rotations_flips' (x8): new classes
     c.class_augmentation_drop = ()  # new class ids y + t * num_classes to leave out (duplicates)
-    c.extra_classes = "none"      # 'none' | 'glyphs': rendered printed letters, one class each
+    # 'none' | 'glyphs' (printed letters) | 'strokes' (made-up handwritten characters) | 'glyphs+strokes'
+    c.extra_classes = "none"
     c.glyph_characters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghmnqrty"
     c.glyph_images_per_class = 100
+    c.stroke_classes = 3000        # 'strokes': how many made-up handwritten characters
+    c.stroke_images_per_class = 10
+    c.stroke_point_jitter = 0.04   # 'strokes': how far each hand moves a control point (box fraction)
     # ---- PK batches: P classes x K images (global batch P * K)
     c.classes_per_batch = 5
     c.examples_per_class = 16
@@ -146,7 +150,9 @@ def metric_learning_rules() -> list[cu.Rule]:
         cu.Rule("glyph_characters", lambda s, c: isinstance(s, str) and len(s) > 0 and len(set(s)) == len(s)
                 and not any(ch.isdigit() for ch in s),
                 "a non-empty string of distinct non-digit characters (digits may be held out)"),
-        cu.positive_int("glyph_images_per_class"),
+        cu.positive_int("glyph_images_per_class"), cu.positive_int("stroke_classes"),
+        cu.positive_int("stroke_images_per_class"),
+        cu.in_interval("stroke_point_jitter", 0.0, 0.5, high_inclusive=False),
         cu.one_of("compute_dtype", DTYPES), cu.one_of("parallel", DRIVERS),
         cu.one_of("optimizer", OPTIMIZERS), cu.one_of("lr_scaling", LR_SCALINGS),
         cu.positive("margin"), cu.positive("pair_margin"),

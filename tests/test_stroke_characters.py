@@ -1,0 +1,69 @@
+"""Made-up handwritten characters: the rasteriser against a brute-force reference, optdigits'
+format and normalisation, determinism, and that each made-up class is a class.
+
+References: pixel centres tested against densely sampled points of each segment (the
+distance to a segment, the slow way); the digits' storage rule ``round(count * 255 / 16)``;
+nearest-class-mean accuracy as the check that images of a class resemble each other more
+than they resemble other classes.
+"""
+import numpy as np
+import pytest
+
+from rl_repr.data import stroke_characters as sc
+
+
+def test_rasteriser_matches_dense_sampling_of_the_segments_and_fills_the_box():
+    rng = np.random.default_rng(0)
+    strokes = [rng.uniform(0, 1, (3, 4, 2)), rng.uniform(0, 1, (3, 2, 2))]
+    radius = np.array([1.2, 2.0, 2.6])
+    bitmaps = sc.rasterize_trajectory(strokes, radius)
+    assert bitmaps.shape == (3, 32, 32) and set(np.unique(bitmaps)) <= {0, 1}
+    centres = np.stack(np.meshgrid(np.arange(32) + 0.5, np.arange(32) + 0.5, indexing="xy"), -1).reshape(-1, 2)
+    for b in range(3):
+        points = np.concatenate([s[b] for s in strokes])
+        low, high = points.min(0), points.max(0)
+        scale = (32 - 2 * radius[b]) / np.max(high - low)
+        offset = (32 - scale * (high - low)) / 2 - scale * low
+        dense = np.concatenate([np.linspace(s[b][i], s[b][i + 1], 2000) * scale + offset
+                                for s in strokes for i in range(len(s[b]) - 1)])
+        nearest = np.min(np.linalg.norm(centres[:, None] - dense[None], axis=-1), axis=1)
+        expected = (nearest <= radius[b]).reshape(32, 32)
+        # Equal except where a pixel centre sits on the pen's edge (within the sampling error).
+        disagree = bitmaps[b] != expected
+        assert np.all(np.abs(nearest.reshape(32, 32)[disagree] - radius[b]) < 1e-2)
+        rows, cols = np.flatnonzero(bitmaps[b].any(1)), np.flatnonzero(bitmaps[b].any(0))
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 >= 30  # the longer side fills the box
+
+
+def test_characters_are_8x8_counts_deterministic_and_independent_per_class():
+    data = sc.render_stroke_characters(4, 5, seed=3, label_offset=80)
+    assert data.images.shape == (20, 8, 8, 1) and data.images.dtype == np.uint8
+    np.testing.assert_array_equal(data.labels, np.repeat([80, 81, 82, 83], 5))
+    assert data.num_classes == 84
+    counts = data.images.astype(float) * 16 / 255
+    np.testing.assert_allclose(counts, np.round(counts), atol=0.04)
+    assert counts.min() >= 0 and counts.max() <= 16 and counts.max() > 8
+    np.testing.assert_array_equal(data.images, sc.render_stroke_characters(4, 5, seed=3).images)
+    assert not np.array_equal(data.images, sc.render_stroke_characters(4, 5, seed=4).images)
+    # One random stream per class: adding classes changes none of the first ones.
+    np.testing.assert_array_equal(sc.render_stroke_characters(6, 5, seed=3).images[:20], data.images)
+    with pytest.raises(ValueError, match="at least 1"):
+        sc.render_stroke_characters(0, 5)
+    with pytest.raises(ValueError, match="point_jitter"):
+        sc.render_stroke_characters(2, 5, point_jitter=0.7)
+
+
+def test_images_of_a_made_up_class_resemble_each_other():
+    data = sc.render_stroke_characters(20, 12, seed=0)
+    x = data.images.reshape(len(data.labels), -1).astype(float)
+    train = np.tile(np.arange(12) < 6, 20)  # half of each class for the class means
+    means = np.stack([x[train & (data.labels == c)].mean(0) for c in range(20)])
+    predicted = np.argmin(((x[~train, None] - means[None]) ** 2).sum(-1), axis=1)
+    assert np.mean(predicted == data.labels[~train]) > 0.7  # chance: 0.05
+
+
+def test_templates_are_pen_paths_of_one_to_three_strokes():
+    templates = sc.stroke_templates(200, seed=0)
+    assert all(1 <= len(t) <= 3 for t in templates)
+    assert all(3 <= len(stroke) <= 7 for t in templates for stroke in t)
+    assert all(np.any(np.all(t[i][0] == t[i - 1], axis=1)) for t in templates for i in range(1, len(t)))
