@@ -57,9 +57,8 @@ LABELS = {"random_triplets": "random triplets (no mining)", "batch_all": "batch-
           "semi_hard+rotations_flips+glyphs": "semi-hard, + both (40 + 39 classes)",
           "semi_hard+instance+rotations_flips+glyphs": "semi-hard x 0.1 + instance term, + both (79 classes)",
           "semi_hard+rotations_flips+glyphs+flat": "semi-hard, + both, flattened trunk, 128-d embedding",
-          "semi_hard+rotations_flips+strokes+flat": "semi-hard, + rotated/mirrored 0-4 + 3000 made-up "
-                                                    "handwritten characters (3040 classes), flattened trunk, "
-                                                    "2000 steps, no image augmentation",
+          "semi_hard+rotations_flips+strokes+flat": "semi-hard, + rotated/mirrored 0-4, + 3000 made-up "
+                                                    "characters, flattened trunk, 2000 steps, no augmentation",
           "raw_pixels": "baseline: raw pixels, nearest neighbour",
           "random_init": "baseline: same network, random init"}
 
@@ -144,14 +143,14 @@ def bar_chart(summary: dict, path: str) -> None:
 
     names = list(summary)
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(14, 5.5))
+    fig, ax = plt.subplots(figsize=(max(14.0, 1.1 * len(names)), 6.0))  # room for the rotated labels
     for offset, (key, label) in zip((-0.2, 0.2), (("5way_1shot_accuracy", "5-way 1-shot"),
                                                   ("5way_5shot_accuracy", "5-way 5-shot"))):
         means = [100 * summary[n][key]["mean"] for n in names]
         stds = [100 * summary[n][key]["std"] for n in names]
         ax.bar(x + offset, means, 0.4, yerr=stds, capsize=3, label=label)
     ax.set_xticks(x, [LABELS.get(n, n).replace("baseline: ", "").replace(", ", ",\n") for n in names],
-                  fontsize=8, rotation=35, ha="right")
+                  fontsize=8, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_ylabel("accuracy on held-out digits 5-9 (%)")
     ax.set_title("Mining strategies vs baselines (trained on digits 0-4; mean ± std over seeds)")
     ax.set_ylim(0, 100)
