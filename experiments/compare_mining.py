@@ -58,7 +58,7 @@ LABELS = {"random_triplets": "random triplets (no mining)", "batch_all": "batch-
           "semi_hard+instance+rotations_flips+glyphs": "semi-hard x 0.1 + instance term, + both (79 classes)",
           "semi_hard+rotations_flips+glyphs+flat": "semi-hard, + both, flattened trunk, 128-d embedding",
           "semi_hard+rotations_flips+strokes+flat": "semi-hard, + rotated/mirrored 0-4, + 3000 made-up "
-                                                    "characters, flattened trunk, 2000 steps, no augmentation",
+                                                    "characters, wide flattened trunk, 2000 steps, no augmentation",
           "raw_pixels": "baseline: raw pixels, nearest neighbour",
           "random_init": "baseline: same network, random init"}
 
@@ -114,7 +114,7 @@ def markdown_table(summary: dict, meta: dict) -> str:
         "for the rows with more training classes, whose extra classes are the digits 0-4 turned by "
         "90/180/270 degrees and mirrored (each a class: 40 in all) and/or 39 printed letters rendered "
         "from matplotlib's fonts the way the digits were made (32x32 bitmap -> 4x4 ink counts), 100 "
-        "images each, or 3000 made-up handwritten characters (random pen trajectories drawn by "
+        "images each, or 3000 made-up handwritten characters (random pen trajectories drawn by bending, "
         "jittered hands and reduced the same way, `rl_repr.data.stroke_characters`), 10 images each; "
         "no image of 5-9, labelled or not, is ever trained on). "
         f"Mean ± std over seeds {meta['seeds']} (%); the 600-episode 95% interval of one run is "

@@ -365,7 +365,8 @@ def test_digits_class_recipes_enlarge_the_training_classes():
     assert not flat.model.global_pool and flat.model.embedding_dim == 128
     strokes = config_utils.load_config_file(digits, "semi_hard,rotations_flips,glyphs,strokes,flat")
     assert strokes.extra_classes == "glyphs+strokes" and strokes.stroke_classes == 3000
-    assert strokes.num_steps == 2000 and not strokes.augment_enabled
+    assert strokes.num_steps == 2000 and not strokes.augment_enabled and strokes.stroke_warp > 0
+    assert tuple(strokes.model.conv_widths) == (64, 128, 256)
     ml.validate_metric_learning_config(strokes)
     with pytest.raises(ValueError, match="not both"):
         config_utils.load_config_file(digits, "rotations,rotations_flips")

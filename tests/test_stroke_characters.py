@@ -67,3 +67,17 @@ def test_templates_are_pen_paths_of_one_to_three_strokes():
     assert all(1 <= len(t) <= 3 for t in templates)
     assert all(3 <= len(stroke) <= 7 for t in templates for stroke in t)
     assert all(np.any(np.all(t[i][0] == t[i - 1], axis=1)) for t in templates for i in range(1, len(t)))
+
+
+def test_warp_bends_each_image_and_is_off_by_default():
+    plain = sc.render_stroke_characters(6, 4, seed=1)
+    np.testing.assert_array_equal(sc.render_stroke_characters(6, 4, seed=1, warp=0.0).images, plain.images)
+    warped = sc.render_stroke_characters(6, 4, seed=1, warp=0.1)
+    assert warped.images.shape == plain.images.shape and not np.array_equal(warped.images, plain.images)
+    strokes = [np.random.default_rng(0).uniform(0, 1, (2, 9, 2))]
+    bent = sc._warp(strokes, 0.05, np.random.default_rng(1))[0]
+    height = np.ptp(strokes[0][..., 1], axis=1)[:, None, None]
+    # A smooth field: no point moves more than amplitude * height * J / sqrt(J) (J = 3 waves).
+    assert np.all(np.abs(bent - strokes[0]) <= 0.05 * height * 3 / np.sqrt(3) + 1e-9)
+    with pytest.raises(ValueError, match="warp"):
+        sc.render_stroke_characters(2, 2, warp=0.6)

@@ -86,7 +86,8 @@ def training_set(config: ml_collections.ConfigDict, train: ImageDataset) -> Imag
       ``config.glyph_characters`` (``rl_repr.data.rendered_glyphs``), one class per letter;
       'strokes': ``config.stroke_classes`` made-up handwritten characters,
       ``config.stroke_images_per_class`` images each, control points moved by
-      ``config.stroke_point_jitter`` (``rl_repr.data.stroke_characters``).
+      ``config.stroke_point_jitter`` and bent by ``config.stroke_warp``
+      (``rl_repr.data.stroke_characters``).
 
     Only training images are transformed and only letters and random pen trajectories are
     drawn, so nothing of the held-out classes enters training. Returns ``[N', H, W, C]`` uint8
@@ -108,7 +109,8 @@ def training_set(config: ml_collections.ConfigDict, train: ImageDataset) -> Imag
 
             extra = render_stroke_characters(config.stroke_classes, config.stroke_images_per_class,
                                              seed=config.seed, label_offset=enlarged.num_classes,
-                                             point_jitter=config.stroke_point_jitter)
+                                             point_jitter=config.stroke_point_jitter,
+                                             warp=config.stroke_warp)
         enlarged = ImageDataset(images=np.concatenate([enlarged.images, extra.images]),
                                 labels=np.concatenate([enlarged.labels, extra.labels]),
                                 num_classes=extra.num_classes, name=f"{enlarged.name}+{source}")

@@ -3,13 +3,14 @@
 Few-shot metrics generalise to new classes when they were trained on many classes (Lake et
 al. 2015, Omniglot; Vinyals et al. 2016). The bundled digits hold back five classes for
 evaluation and leave five to train on, so this module invents more: each class is a random
-*pen trajectory* -- one to three strokes, each a Catmull-Rom spline through two to five
-random control points -- and each image of the class is that trajectory written again by a
-different hand:
+*pen trajectory* -- one to three touching strokes, each a Catmull-Rom spline through three
+to seven control points along a randomly turning pen path (:func:`stroke_templates`) -- and
+each image of the class is that trajectory written again by a different hand:
 
 * every control point moved by ``N(0, point_jitter^2)`` (the same letter, never the same line),
 * the whole character rotated by ``U(-12, 12)`` degrees, sheared by ``U(-0.25, 0.25)`` and
   stretched by ``exp(U(-0.2, 0.2))`` in width,
+* optionally bent by a smooth random displacement field (``warp``, off by default),
 * drawn with a round pen of radius ``U(2.2, 3.8)`` pixels (the digits' thick pens),
 
 then normalised and reduced exactly as the UCI optdigits digits were: scaled so that the longer
@@ -115,10 +116,29 @@ def rasterize_trajectory(strokes: list[np.ndarray], pen_radius: np.ndarray) -> n
     return ink.reshape(-1, _BITMAP, _BITMAP).astype(np.uint8)
 
 
+def _warp(strokes: list[np.ndarray], amplitude: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """A smooth random displacement of every point, one field per image (a hand's own bends):
+
+        p <- p + amplitude * h * (sum_j sin(k_xj . p / h + phi_xj), sum_j sin(k_yj . p / h + phi_yj)) / sqrt(J)
+
+    with ``J = 3`` waves per axis, ``k ~ N(0, (2 pi)^2 I)`` (about one wavelength per character
+    height ``h``) and ``phi ~ U(0, 2 pi)``. ``strokes``: ``[B, m, 2]`` arrays.
+    """
+    points = np.concatenate(strokes, axis=1)
+    height = np.maximum(np.ptp(points[..., 1], axis=1), 1e-6)[:, None, None]      # [B, 1, 1]
+    waves = rng.normal(0.0, 2 * np.pi, (points.shape[0], 1, 2, 3, 2))            # [B, 1, axis, J, 2]
+    phases = rng.uniform(0.0, 2 * np.pi, (points.shape[0], 1, 2, 3))             # [B, 1, axis, J]
+    warped = []
+    for stroke in strokes:
+        angle = np.sum(waves * stroke[:, :, None, None, :], axis=-1) / height[..., None] + phases  # [B, m, 2, J]
+        warped.append(stroke + amplitude * height * np.sin(angle).sum(-1) / np.sqrt(3))
+    return warped
+
+
 def _write_class(template: list[np.ndarray], count: int, rng: np.random.Generator,
-                 point_jitter: float) -> np.ndarray:
+                 point_jitter: float, warp: float) -> np.ndarray:
     """``count`` images of one class, ``[count, 8, 8]`` ink counts: the template's control
-    points jittered, the character rotated/sheared/stretched, drawn and block-counted."""
+    points jittered, the character rotated/sheared/stretched (and warped), drawn and counted."""
     angle = np.deg2rad(rng.uniform(-12.0, 12.0, count))
     cos, sin = np.cos(angle), np.sin(angle)
     stretch, shear = np.exp(rng.uniform(-0.2, 0.2, count)), rng.uniform(-0.25, 0.25, count)
@@ -128,17 +148,19 @@ def _write_class(template: list[np.ndarray], count: int, rng: np.random.Generato
     strokes = [np.einsum("bij,bmj->bmi", affine,
                          _catmull_rom(points + rng.normal(0.0, point_jitter, (count, *points.shape))))
                for points in template]
+    if warp > 0:  # (no draws when off: the images without warp stay as they were)
+        strokes = _warp(strokes, warp, rng)
     bitmaps = rasterize_trajectory(strokes, pen_radius=rng.uniform(2.2, 3.8, count))
     return np.stack([blocks_to_counts(bitmap) for bitmap in bitmaps])
 
 
 @functools.lru_cache(maxsize=4)
-def _render_cached(num_classes: int, images_per_class: int, seed: int, point_jitter: float
+def _render_cached(num_classes: int, images_per_class: int, seed: int, point_jitter: float, warp: float
                    ) -> tuple[np.ndarray, np.ndarray]:
     counts, labels = [], []
     for label, template in enumerate(stroke_templates(num_classes, seed)):
         rng = np.random.default_rng((seed, 2, label))  # adding classes changes no other class
-        counts.append(_write_class(template, images_per_class, rng, point_jitter))
+        counts.append(_write_class(template, images_per_class, rng, point_jitter, warp))
         labels.extend([label] * images_per_class)
     images = np.round(np.concatenate(counts) * (255.0 / 16)).astype(np.uint8)[..., None]
     labels_array = np.asarray(labels, np.int32)
@@ -148,8 +170,12 @@ def _render_cached(num_classes: int, images_per_class: int, seed: int, point_jit
 
 
 def render_stroke_characters(num_classes: int, images_per_class: int = 20, *, seed: int = 0,
-                             label_offset: int = 0, point_jitter: float = 0.04) -> ImageDataset:
+                             label_offset: int = 0, point_jitter: float = 0.04, warp: float = 0.0
+                             ) -> ImageDataset:
     """``images_per_class`` 8x8 images of each of ``num_classes`` made-up characters.
+
+    ``warp`` > 0 also bends each image's trajectory by a smooth random displacement of that
+    amplitude (a fraction of the character's height; :func:`_warp`).
 
     Returns an ImageDataset of ``[num_classes * images_per_class, 8, 8, 1]`` uint8 (the
     digits' format), class-major, labels ``label_offset + class``. Deterministic in ``seed``;
@@ -161,6 +187,10 @@ def render_stroke_characters(num_classes: int, images_per_class: int = 20, *, se
     if not 0.0 <= point_jitter < 0.5:
         raise ValueError(f"render_stroke_characters: point_jitter={point_jitter}; pass a value in [0, 0.5) "
                          "(a fraction of the character's box).")
-    images, labels = _render_cached(int(num_classes), int(images_per_class), int(seed), float(point_jitter))
+    if not 0.0 <= warp < 0.5:
+        raise ValueError(f"render_stroke_characters: warp={warp}; pass a value in [0, 0.5) "
+                         "(a fraction of the character's height).")
+    images, labels = _render_cached(int(num_classes), int(images_per_class), int(seed), float(point_jitter),
+                                    float(warp))
     return ImageDataset(images=images, labels=(labels + label_offset).astype(np.int32),
                         num_classes=label_offset + num_classes, name="stroke_characters")

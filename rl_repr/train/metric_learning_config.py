@@ -52,6 +52,7 @@ def metric_learning_defaults() -> ml_collections.ConfigDict:
     c.stroke_classes = 3000        # 'strokes': how many made-up handwritten characters
     c.stroke_images_per_class = 10
     c.stroke_point_jitter = 0.04   # 'strokes': how far each hand moves a control point (box fraction)
+    c.stroke_warp = 0.0            # 'strokes': amplitude of each hand's smooth bend (height fraction)
     # ---- PK batches: P classes x K images (global batch P * K)
     c.classes_per_batch = 5
     c.examples_per_class = 16
@@ -153,6 +154,7 @@ def metric_learning_rules() -> list[cu.Rule]:
         cu.positive_int("glyph_images_per_class"), cu.positive_int("stroke_classes"),
         cu.positive_int("stroke_images_per_class"),
         cu.in_interval("stroke_point_jitter", 0.0, 0.5, high_inclusive=False),
+        cu.in_interval("stroke_warp", 0.0, 0.5, high_inclusive=False),
         cu.one_of("compute_dtype", DTYPES), cu.one_of("parallel", DRIVERS),
         cu.one_of("optimizer", OPTIMIZERS), cu.one_of("lr_scaling", LR_SCALINGS),
         cu.positive("margin"), cu.positive("pair_margin"),
