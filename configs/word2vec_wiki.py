@@ -9,8 +9,8 @@ dim 100, window 5, 5 negatives, sample 1e-3, min_count 5, alpha 0.025 -> 0.0001,
 many pair gradients per row and lose quality: 1024 costs about 0.03 WordSim Spearman).
 On a CPU the host is split into one JAX device per core, each a Hogwild worker with its
 own rows and its own replica of the tables, merged every 64 updates (``table_sync='step'``;
-gensim's worker threads share their tables the same way, racing). On 2 cores this ran
-~1.6x the single-device, every-update-synchronous run at the same quality.
+gensim's worker threads share their tables the same way, racing): on 2 cores, faster than
+the single device and than gensim at the same quality (benchmarks/word2vec_vs_gensim.py).
 Measured next to gensim in benchmarks/word2vec_vs_gensim.py. The excerpt is extracted
 once with gensim's WikiCorpus and cached (gensim must be installed).
 """

@@ -72,6 +72,14 @@ class ImageDataset:
         return int(height), int(width), int(channels)
 
 
+def counts_to_images(counts: np.ndarray) -> np.ndarray:
+    """optdigits' ink counts ``[N, H, W]`` (0..16) -> read-only ``[N, H, W, 1]`` uint8 images,
+    ``round(count * 255 / 16)``: how the digits, and the classes drawn like them, are stored."""
+    images = np.round(np.asarray(counts) * (255.0 / _DIGITS_MAX_VALUE)).astype(np.uint8)[..., None]
+    images.setflags(write=False)
+    return images
+
+
 @functools.lru_cache(maxsize=1)
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All 1797 digits as read-only ([1797, 8, 8, 1] uint8, [1797] int32)."""
@@ -79,11 +87,10 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits as sklearn_load_digits
 
     bunch = sklearn_load_digits()
-    images = np.round(bunch.images * (255.0 / _DIGITS_MAX_VALUE)).astype(np.uint8)[..., None]
-    labels = bunch.target.astype(np.int32)
     # The cache hands the same arrays to every caller; freezing them keeps one
     # caller's in-place edit from leaking into another's dataset.
-    images.setflags(write=False)
+    images = counts_to_images(bunch.images)
+    labels = bunch.target.astype(np.int32)
     labels.setflags(write=False)
     return images, labels
 

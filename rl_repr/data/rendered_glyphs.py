@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from rl_repr.data.digits import ImageDataset
+from rl_repr.data.digits import ImageDataset, counts_to_images
 
 __all__ = ["DEFAULT_CHARACTERS", "glyph_fonts", "render_glyphs", "blocks_to_counts"]
 
@@ -116,9 +116,7 @@ def _render_cached(characters: str, images_per_class: int, seed: int, max_rotate
                                  max_shear)
             images.append(blocks_to_counts(bitmap))
             labels.append(label)
-    counts = np.stack(images)
-    out = np.round(counts * (255.0 / _BLOCK ** 2)).astype(np.uint8)[..., None]
-    out.setflags(write=False)
+    out = counts_to_images(np.stack(images))
     labels_array = np.asarray(labels, np.int32)
     labels_array.setflags(write=False)
     return out, labels_array

@@ -29,7 +29,7 @@ import functools
 
 import numpy as np
 
-from rl_repr.data.digits import ImageDataset
+from rl_repr.data.digits import ImageDataset, counts_to_images
 from rl_repr.data.rendered_glyphs import blocks_to_counts
 
 __all__ = ["render_stroke_characters", "stroke_templates", "rasterize_trajectory"]
@@ -162,9 +162,8 @@ def _render_cached(num_classes: int, images_per_class: int, seed: int, point_jit
         rng = np.random.default_rng((seed, 2, label))  # adding classes changes no other class
         counts.append(_write_class(template, images_per_class, rng, point_jitter, warp))
         labels.extend([label] * images_per_class)
-    images = np.round(np.concatenate(counts) * (255.0 / 16)).astype(np.uint8)[..., None]
+    images = counts_to_images(np.concatenate(counts))
     labels_array = np.asarray(labels, np.int32)
-    images.setflags(write=False)
     labels_array.setflags(write=False)
     return images, labels_array
 
