@@ -1,6 +1,6 @@
 """Memory and time of one SimCLR step as the batch grows, with and without representation caching.
 
-For each batch size B the real trainer's step (``rl_repr.train.simclr.build_run``: augmentation,
+For each batch size B the real trainer's step (``rl_repr.core.runner.build``: augmentation,
 ResNet, projection head, NT-Xent, LARS) is compiled three times: plainly; with
 ``gradient_cache_chunks = B / chunk_examples`` (GradCache; ``rl_repr/train/gradient_cache.py``),
 so every chunk holds ``chunk_examples`` examples (2 x that many views) whatever B is; and with
@@ -33,7 +33,7 @@ MIB = 2 ** 20
 
 
 def _config(batch_size: int, chunks: int, loss_chunk: int, args):
-    from rl_repr.train.simclr_config import simclr_defaults  # noqa: PLC0415 (child process only)
+    from rl_repr.simclr.config import simclr_defaults  # noqa: PLC0415 (child process only)
 
     c = simclr_defaults()
     c.dataset = "synthetic"
@@ -54,9 +54,9 @@ def measure_one(batch_size: int, chunks: int, loss_chunk: int, args) -> dict:
     """Compiles and times one step configuration in this process."""
     import jax  # noqa: PLC0415
 
-    from rl_repr.train import simclr  # noqa: PLC0415
+    from rl_repr.core import runner  # noqa: PLC0415
 
-    run = simclr.build_run(_config(batch_size, chunks, loss_chunk, args))
+    run = runner.build(_config(batch_size, chunks, loss_chunk, args))
     placed, batch = run.driver.put_state(run.state), run.batch_for_step(0)
     start = time.perf_counter()
     compiled = run.step_fn.lower(placed, batch).compile()

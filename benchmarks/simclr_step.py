@@ -1,6 +1,6 @@
 """Throughput of one SimCLR training step (augmentation + ResNet + NT-Xent + LARS), in images/s.
 
-Runs the real trainer's compiled step (``rl_repr.train.simclr.build_run``) on generated images,
+Runs the real trainer's compiled step (``rl_repr.core.runner.build``) on generated images,
 and, side by side in the same run, the same step with the loss swapped for the peer
 ``optax.ntxent`` (on the stacked views with pair labels), so the JSON holds a ratio.
 
@@ -24,8 +24,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from rl_repr.train import simclr  # noqa: E402
-from rl_repr.train.simclr_config import simclr_defaults  # noqa: E402
+from rl_repr.core import runner  # noqa: E402
+from rl_repr.simclr import step as simclr_step  # noqa: E402
+from rl_repr.simclr.config import simclr_defaults  # noqa: E402
 
 
 def optax_nt_xent(z1, z2, temperature, axis_name=None, chunk_size=None):  # noqa: ARG001
@@ -50,7 +51,7 @@ def config_for(args):
 
 def time_steps(config, steps: int) -> dict:
     start = time.perf_counter()
-    run = simclr.build_run(config)
+    run = runner.build(config)
     placed = run.driver.put_state(run.state)
     placed, metrics = run.step_fn(placed, run.batch_for_step(0))
     jax.block_until_ready(metrics)
@@ -86,11 +87,11 @@ def main():
                           "cpu_count": os.cpu_count()},
               "rl_repr": ours}
     if not args.skip_peer:
-        simclr.losses.nt_xent, original = optax_nt_xent, simclr.losses.nt_xent
+        simclr_step.losses.nt_xent, original = optax_nt_xent, simclr_step.losses.nt_xent
         try:
             peer = time_steps(config, args.steps)
         finally:
-            simclr.losses.nt_xent = original
+            simclr_step.losses.nt_xent = original
         result["peer_optax_ntxent_loss"] = peer
         result["speedup_vs_peer"] = round(peer["seconds_per_step"] / ours["seconds_per_step"], 3)
     print(json.dumps(result, indent=1))

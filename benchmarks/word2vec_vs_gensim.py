@@ -23,7 +23,7 @@ the median of those per-pair ratios) and the CPU time of each training (all thre
 reported too (``raw_words_per_cpu_second``).
 
 Quality: Spearman on WordSim-353 and SimLex-999 and Google-analogy accuracy, computed for
-both models by ``rl_repr.evaluate_words`` (gensim's protocol). gensim is optional:
+both models by ``rl_repr.word2vec.evaluation`` (gensim's protocol). gensim is optional:
 without it only rl_repr's speed is reported (the corpus and the benchmark files ship with
 gensim: extract the excerpt where gensim is installed, copy ``<cache>/text/enwiki-excerpt.txt``
 and pass ``--cache-dir``). Prints JSON.
@@ -55,24 +55,21 @@ def _parse() -> argparse.Namespace:
 ARGS = _parse() if __name__ == "__main__" else None
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import importlib.util  # noqa: E402  (after the environment is set)
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rl_repr import evaluate_words  # noqa: E402
-from rl_repr.data import text_vocab  # noqa: E402
-from rl_repr.train import word2vec  # noqa: E402
+from rl_repr.core import runner  # noqa: E402
+from rl_repr.core.recipes import load_config_file  # noqa: E402
+from rl_repr.data.text import vocab as text_vocab  # noqa: E402
+from rl_repr.word2vec import evaluation as evaluate_words  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUALITY = ("wordsim353_spearman", "simlex999_spearman", "analogy_accuracy")
 
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("word2vec_wiki", os.path.join(ROOT, "configs", "word2vec_wiki.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(os.path.join(ROOT, "configs", "word2vec_wiki.py"))
 
 
 def run_rl_repr(epochs: int, cache_dir: str, seed: int, compilation_cache_dir: str = "") -> dict:
@@ -84,7 +81,7 @@ def run_rl_repr(epochs: int, cache_dir: str, seed: int, compilation_cache_dir: s
     config.log_every_steps = 10_000
     config.checkpoint_every_steps = 1_000_000
     with tempfile.TemporaryDirectory() as workdir:
-        results = word2vec.train_and_evaluate(config, workdir)
+        results = runner.run("word2vec", config, workdir)
     keep = ("train_seconds", "train_cpu_seconds", "raw_words_per_second", "first_step_seconds",
             "steady_raw_words_per_second", "vocabulary_size", "devices", "backend") + QUALITY
     summary = {key: results[key] for key in keep if key in results}  # no benchmarks without gensim

@@ -31,7 +31,7 @@ With any of them, PK batches hold 16 classes x 5 images (still 80). ``flat`` put
 embedding on the flattened (position-keeping) trunk. More classes lift semi-hard from 53%
 to 69% 5-way 1-shot on 5-9 (72% with ``flat``, raw pixels' level: 72.8%), and the made-up
 characters to 83.5% (3 seeds; experiments/results/mining_comparison.md): 10.7 points above
-raw pixels. The default stays plain semi-hard, the loss the slides teach; ``strokes`` is the
+raw pixels. The default stays plain semi-hard, FaceNet's loss; ``strokes`` is the
 recipe for one-shot transfer to new classes.
 
     python -m rl_repr.main --config=configs/metric_digits.py:semi_hard,rotations_flips,strokes,flat --workdir=...
@@ -41,7 +41,8 @@ held-out benchmarks are 5-way 1-shot and 5-shot episodes (600 each, 15 queries p
 verification with 10-fold thresholds, and recall@k on digits 5-9 of both splits (~900
 images the network never saw), next to raw pixels and the network at random init.
 """
-from rl_repr.train.metric_learning_config import LOSSES, metric_learning_defaults
+from rl_repr.core.recipes import launch_arguments
+from rl_repr.metric_learning.config import LOSSES, metric_learning_defaults
 
 
 INSTANCE_RECIPES = ("instance", "instance_only")
@@ -52,17 +53,11 @@ MODEL_RECIPES = ("flat",)
 
 
 def get_config(arg: str | None = None):
-    tokens = [t for t in (arg or "").split(",") if t]
-    unknown = [t for t in tokens
-               if t not in LOSSES + INSTANCE_RECIPES + CLASS_RECIPES + MODEL_RECIPES and t != "runlocal"]
-    if unknown or sum(t in LOSSES for t in tokens) > 1 or sum(t in INSTANCE_RECIPES for t in tokens) > 1:
-        raise ValueError(f"configs/metric_digits.py takes one of {LOSSES}, optionally one of "
-                         f"{INSTANCE_RECIPES}, any of {CLASS_RECIPES + MODEL_RECIPES}, and/or 'runlocal' "
-                         f"(comma-separated), not {arg!r}.")
-    if "rotations" in tokens and "rotations_flips" in tokens:
-        raise ValueError("configs/metric_digits.py: pick one of 'rotations' and 'rotations_flips', not both.")
+    tokens = launch_arguments(arg, "configs/metric_digits.py",
+                              tokens=LOSSES + INSTANCE_RECIPES + CLASS_RECIPES + MODEL_RECIPES + ("runlocal",),
+                              at_most_one=[LOSSES, INSTANCE_RECIPES, ("rotations", "rotations_flips")])
     c = metric_learning_defaults()
-    c.loss = next((t for t in tokens if t in LOSSES), "semi_hard")
+    c.loss = tokens.first(LOSSES, "semi_hard")
     c.dataset = "digits"
     c.eval_classes = (5, 6, 7, 8, 9)
     c.classes_per_batch = 5       # all five training classes in every batch
@@ -77,7 +72,7 @@ def get_config(arg: str | None = None):
     c.weight_decay = 1e-4
     c.checkpoint_every_steps = 200
     c.log_every_steps = 50
-    if any(t in INSTANCE_RECIPES for t in tokens):
+    if tokens.first(INSTANCE_RECIPES):
         # NT-Xent keeps what tells images apart inside a class (see experiments/compare_mining.py
         # for what each piece adds); flattening keeps where the strokes are.
         c.instance_weight = 1.0
@@ -85,7 +80,7 @@ def get_config(arg: str | None = None):
         c.instance_temperature = 0.1
         c.model.global_pool = False
         c.augment.update(translate_fraction=0.15, rotate_degrees=15.0)
-    class_augmentation = next((t for t in tokens if t in ("rotations", "rotations_flips")), "none")
+    class_augmentation = tokens.first(("rotations", "rotations_flips"), "none")
     extra = "+".join(t for t in ("glyphs", "strokes") if t in tokens)
     if class_augmentation != "none" or extra:
         c.class_augmentation = class_augmentation

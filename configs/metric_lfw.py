@@ -14,17 +14,14 @@ matching) with LFW's 10-fold threshold selection; episodes are 5-way with one qu
 class (few held-out people have 20 images). Images are resized to 64x64 (shorter side,
 centre crop). The launch argument picks the mining strategy (default semi-hard, FaceNet's).
 """
-from rl_repr.train.metric_learning_config import LOSSES, metric_learning_defaults
+from rl_repr.core.recipes import launch_arguments
+from rl_repr.metric_learning.config import LOSSES, metric_learning_defaults
 
 
 def get_config(arg: str | None = None):
-    tokens = [t for t in (arg or "").split(",") if t]
-    unknown = [t for t in tokens if t not in LOSSES and t != "runlocal"]
-    if unknown or sum(t in LOSSES for t in tokens) > 1:
-        raise ValueError(f"configs/metric_lfw.py takes one of {LOSSES} and/or 'runlocal' "
-                         f"(comma-separated), not {arg!r}.")
+    args = launch_arguments(arg, "configs/metric_lfw.py", tokens=LOSSES + ("runlocal",), at_most_one=[LOSSES])
     c = metric_learning_defaults()
-    c.loss = next((t for t in tokens if t in LOSSES), "semi_hard")
+    c.loss = args.first(LOSSES, "semi_hard")
     c.dataset = "lfw"
     c.image_size = 64
     c.train_split = "train"
@@ -49,7 +46,7 @@ def get_config(arg: str | None = None):
     c.checkpoint_every_steps = 1000
     c.log_every_steps = 100
     c.eval_every_steps = 2000
-    if "runlocal" in tokens:
+    if "runlocal" in args:
         c.num_steps = 20
         c.warmup_steps = 2
         c.classes_per_batch = 8

@@ -6,10 +6,12 @@ weight decay 1e-4, temperature 0.5, colour strength 0.5, no blur.
     python -m rl_repr.main --config=configs/simclr_cifar10.py --workdir=... --config.data_dir=~/tfds
     python -m rl_repr.main --config=configs/simclr_cifar10.py:runlocal ...   # CPU smoke run on generated images
 """
-from rl_repr.train.simclr_config import simclr_defaults
+from rl_repr.core.recipes import launch_arguments
+from rl_repr.simclr.config import simclr_defaults
 
 
 def get_config(arg: str | None = None):
+    args = launch_arguments(arg, "configs/simclr_cifar10.py", tokens=("runlocal",))
     c = simclr_defaults()
     c.dataset = "cifar10"
     c.model.update(depth=18, width_multiplier=1.0, small_image_stem=True)
@@ -24,10 +26,8 @@ def get_config(arg: str | None = None):
     c.augment.update(color_jitter_strength=0.5, blur_prob=0.0)
     c.checkpoint_every_steps = 1000
     c.eval_every_steps = 5000
-    if arg == "runlocal":
+    if "runlocal" in args:
         _shrink(c)
-    elif arg:
-        raise ValueError(f"configs/simclr_cifar10.py takes no argument or 'runlocal', not {arg!r}.")
     return c
 
 

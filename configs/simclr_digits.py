@@ -12,10 +12,12 @@ quarter-width ResNet-18 trained for 150 epochs beat a half-width one trained for
 third of the cost, because XLA's CPU convolutions are slow on the 2x2 and 1x1 feature maps
 where the wide layers of the last stages live.
 """
-from rl_repr.train.simclr_config import simclr_defaults
+from rl_repr.core.recipes import launch_arguments
+from rl_repr.simclr.config import simclr_defaults
 
 
 def get_config(arg: str | None = None):
+    args = launch_arguments(arg, "configs/simclr_digits.py", tokens=("runlocal",))
     c = simclr_defaults()
     c.dataset = "digits"
     c.model.update(depth=18, width_multiplier=0.25, small_image_stem=True)
@@ -36,13 +38,11 @@ def get_config(arg: str | None = None):
     c.finetune_steps = 300
     c.checkpoint_every_steps = 200
     c.eval_every_steps = 250
-    if arg == "runlocal":
+    if "runlocal" in args:
         c.epochs = 3.0
         c.warmup_epochs = 1.0
         c.model.width_multiplier = 0.125
         c.eval_every_steps = 0
         c.baselines = False
         c.finetune_fractions = ()
-    elif arg:
-        raise ValueError(f"configs/simclr_digits.py takes no argument or 'runlocal', not {arg!r}.")
     return c

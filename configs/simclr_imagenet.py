@@ -7,10 +7,13 @@ small batches), weight decay 1e-6, temperature 0.1, Gaussian blur, 10 warmup epo
     python -m rl_repr.main --config=configs/simclr_imagenet.py:sqrt,epochs=800 ...
     python -m rl_repr.main --config=configs/simclr_imagenet.py:runlocal ...   # CPU smoke run
 """
-from rl_repr.train.simclr_config import simclr_defaults
+from rl_repr.core.recipes import launch_arguments
+from rl_repr.simclr.config import simclr_defaults
 
 
 def get_config(arg: str | None = None):
+    args = launch_arguments(arg, "configs/simclr_imagenet.py", tokens=("sqrt", "runlocal"),
+                            values={"epochs": float})
     c = simclr_defaults()
     c.dataset = "imagenet2012"
     c.image_size = 224
@@ -27,24 +30,17 @@ def get_config(arg: str | None = None):
     c.checkpoint_every_steps = 2000
     c.eval_every_steps = 0
     c.baselines = False
-    for part in (arg or "").split(","):
-        if not part:
-            continue
-        if part == "sqrt":
-            c.lr_scaling, c.base_lr = "sqrt", 0.075
-        elif part.startswith("epochs="):
-            c.epochs = float(part.split("=", 1)[1])
-        elif part == "runlocal":
-            c.dataset = "synthetic"
-            c.synthetic_examples = 32
-            c.synthetic_shape = (32, 32, 3)
-            c.image_size = 0
-            c.model.width_multiplier = 0.0625
-            c.batch_size = 16
-            c.epochs = 1.0
-            c.warmup_epochs = 0.5
-            c.compute_dtype = "float32"
-        else:
-            raise ValueError(f"configs/simclr_imagenet.py: unknown launch argument {part!r}; "
-                             "use any of 'sqrt', 'epochs=N', 'runlocal', separated by commas.")
+    if "sqrt" in args:
+        c.lr_scaling, c.base_lr = "sqrt", 0.075
+    c.epochs = args.get("epochs", c.epochs)
+    if "runlocal" in args:
+        c.dataset = "synthetic"
+        c.synthetic_examples = 32
+        c.synthetic_shape = (32, 32, 3)
+        c.image_size = 0
+        c.model.width_multiplier = 0.0625
+        c.batch_size = 16
+        c.epochs = 1.0
+        c.warmup_epochs = 0.5
+        c.compute_dtype = "float32"
     return c

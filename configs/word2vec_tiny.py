@@ -8,10 +8,12 @@ sit nearest words of their own topic: ``results.json`` reports
 ``topic_neighbour_accuracy`` (chance 1/8). ``:lee`` trains on gensim's
 ``lee_background.cor`` news sentences instead (needs gensim).
 """
-from rl_repr.train.word2vec_config import word2vec_defaults
+from rl_repr.core.recipes import launch_arguments
+from rl_repr.word2vec.config import word2vec_defaults
 
 
 def get_config(arg: str | None = None):
+    args = launch_arguments(arg, "configs/word2vec_tiny.py", tokens=("lee",))
     c = word2vec_defaults()
     c.data.source = "topics"
     c.data.min_count = 1
@@ -23,12 +25,10 @@ def get_config(arg: str | None = None):
     c.updates_per_step = 4
     c.log_every_steps = 20
     c.checkpoint_every_steps = 100
-    if arg == "lee":
+    if "lee" in args:
         c.data.source = "lee"
         c.data.min_count = 2
         c.data.sample = 1e-3
         c.dim = 50
         c.epochs = 10
-    elif arg:
-        raise ValueError(f"configs/word2vec_tiny.py takes no argument or 'lee', not {arg!r}.")
     return c

@@ -16,21 +16,21 @@ once with gensim's WikiCorpus and cached (gensim must be installed).
 """
 import os
 
-from rl_repr.train.word2vec_config import word2vec_defaults
+from rl_repr.core.recipes import launch_arguments
+from rl_repr.word2vec.config import word2vec_defaults
 
 
 def get_config(arg: str | None = None):
+    args = launch_arguments(arg, "configs/word2vec_wiki.py", tokens=("runlocal",))
     c = word2vec_defaults()
     c.data.source = "wiki_excerpt"
     c.cpu_devices = os.cpu_count() or 1  # no effect on a GPU/TPU machine
     c.table_sync = "step"
     c.updates_per_step = 64
-    if arg == "runlocal":
+    if "runlocal" in args:
         c.epochs = 1
         c.dim = 32
         c.data.max_vocab_size = 2000
         c.log_every_steps = 10
         c.export.projector = False
-    elif arg:
-        raise ValueError(f"configs/word2vec_wiki.py takes no argument or 'runlocal', not {arg!r}.")
     return c

@@ -30,9 +30,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from rl_repr import config_utils  # noqa: E402
-from rl_repr.train import metric_learning  # noqa: E402
-from rl_repr.train.metric_learning_config import FEATURE_TRANSFORMS, LOSSES  # noqa: E402
+from rl_repr.core import recipes as config_utils  # noqa: E402
+from rl_repr.core import runner  # noqa: E402
+from rl_repr.metric_learning.config import FEATURE_TRANSFORMS, LOSSES  # noqa: E402
 
 # More training classes (digits 5-9 stay held out): rotations / mirror images of 0-4 as new
 # classes, rendered letters as new classes, both, and both with the instance term.
@@ -77,7 +77,7 @@ def run_one(strategy: str, seed: int, steps: int | None, workdir: str, baselines
         if steps:
             config.num_steps = steps
             config.warmup_steps = min(config.warmup_steps, steps)
-    return metric_learning.train_and_evaluate(config, os.path.join(workdir, f"{strategy}_seed{seed}"))
+    return runner.run("metric_learning", config, os.path.join(workdir, f"{strategy}_seed{seed}"))
 
 
 def summarise(per_seed: dict[str, list[dict]]) -> dict:
@@ -115,7 +115,7 @@ def markdown_table(summary: dict, meta: dict) -> str:
         "90/180/270 degrees and mirrored (each a class: 40 in all) and/or 39 printed letters rendered "
         "from matplotlib's fonts the way the digits were made (32x32 bitmap -> 4x4 ink counts), 100 "
         "images each, or 3000 made-up handwritten characters (random pen trajectories drawn by bending, "
-        "jittered hands and reduced the same way, `rl_repr.data.stroke_characters`), 10 images each; "
+        "jittered hands and reduced the same way, `rl_repr.data.images.stroke_characters`), 10 images each; "
         "no image of 5-9, labelled or not, is ever trained on). "
         f"Mean ± std over seeds {meta['seeds']} (%); the 600-episode 95% interval of one run is "
         f"about ±{100 * meta['episode_ci95']:.1f}. Trunk h = the conv features under the "

@@ -1,10 +1,10 @@
 """`make demo`: SimCLR on the bundled digits through the sharded code path a pod runs.
 
 On a CPU-only machine the mesh is made of simulated CPU devices
-(``--xla_force_host_platform_device_count``), so the jitted step, the named shardings,
-the global batch norm and the all-device negatives are exactly those of a multi-chip run.
-Prints linear-probe and kNN(k=20) test accuracy next to two baselines computed in the same
-run: logistic regression on raw pixels, and the same encoder at random initialisation.
+(``rl_repr.core.mesh.request_cpu_devices``), so the jitted step, the named shardings, the global
+batch norm and the all-device negatives are exactly those of a multi-chip run. Prints
+linear-probe and kNN(k=20) test accuracy next to two baselines computed in the same run:
+logistic regression on raw pixels, and the same encoder at random initialisation.
 
     python -m rl_repr.demo [--workdir=workdirs/demo] [--seed=0] [--devices=8]
 """
@@ -16,36 +16,32 @@ import sys
 import time
 
 
-def _simulate_cpu_devices(count: int) -> None:
-    # Must run before JAX initialises its backends.
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="workdirs/demo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--devices", type=int, default=8, help="simulated CPU devices (CPU only)")
     parser.add_argument("--config", default=os.path.join(_repo_root(), "configs", "simclr_digits.py"))
+    parser.add_argument("--verbose", action="store_true", help="also show other libraries' INFO lines")
     args = parser.parse_args(argv)
-    _simulate_cpu_devices(args.devices)
 
-    import jax  # noqa: PLC0415 (after the device flags)
+    from rl_repr.core.log import show_messages  # noqa: PLC0415 (cheap; sets TF's log level first)
 
-    from rl_repr.config_utils import load_config_file  # noqa: PLC0415
-    from rl_repr.train import simclr  # noqa: PLC0415
-    from rl_repr.train.results_io import accuracy_table  # noqa: PLC0415
+    show_messages(verbose=args.verbose)
+    import jax  # noqa: PLC0415
 
+    from rl_repr.core import mesh, runner  # noqa: PLC0415
+    from rl_repr.core.recipes import load_config_file  # noqa: PLC0415
+    from rl_repr.evaluation.frozen import accuracy_table  # noqa: PLC0415
+
+    mesh.request_cpu_devices(args.devices)  # before anything starts JAX's backend
     config = load_config_file(args.config)
     config.seed = args.seed
     workdir = os.path.join(args.workdir, f"seed{args.seed}")
     print(f"SimCLR on digits: {jax.device_count()} {jax.devices()[0].platform.upper()} devices, "
           f"batch {config.batch_size}, {config.epochs:g} epochs, workdir {workdir}", flush=True)
     start = time.perf_counter()
-    results = simclr.train_and_evaluate(config, workdir)
+    results = runner.run("simclr", config, workdir)
     print(f"\nDone in {time.perf_counter() - start:.0f}s. Test accuracy on the 360 held-out digits:\n")
     print(accuracy_table(results, [("SimCLR encoder h (this run)", ""),
                                    ("raw pixels (logistic regression)", "raw_pixels_"),

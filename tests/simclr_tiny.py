@@ -1,5 +1,5 @@
 """A SimCLR config small enough to train a few steps in a test (shared by several tests)."""
-from rl_repr.train.simclr_config import simclr_defaults
+from rl_repr.simclr.config import simclr_defaults
 
 
 def tiny_simclr_config(**overrides):

@@ -21,10 +21,16 @@ import scipy.ndimage
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax.test_util import check_grads
 
-from rl_repr.data import augment, augment_color, augment_geometry
-from rl_repr.data.augment import AugmentConfig
+from rl_repr.data.images import augment, augment_color, augment_geometry
+from rl_repr.data.images.augment import AugmentConfig
 
 OFF = dict(crop=False, flip=False, color_jitter_prob=0.0, grayscale_prob=0.0)
+# Augmentation for 8x8 grey digits that keeps them recognisable: no flip (a mirrored 2 is not a
+# digit), a mild crop, brightness/contrast jitter 0.5, rotations up to 10 degrees, a 2x2 cutout
+# a quarter of the time.
+DIGITS = AugmentConfig(crop_area=(0.6, 1.0), crop_aspect=(3 / 4, 4 / 3), flip=False, color_jitter_strength=0.5,
+                       color_jitter_prob=0.8, grayscale_prob=0.0, blur_prob=0.0, rotate_degrees=10.0,
+                       translate_fraction=0.0, cutout_prob=0.25, cutout_fraction=0.25, fill_value=0.0)
 # Jitted once per (config, shape): eager vmapped pipelines are far slower than compiling.
 augment_batch = jax.jit(augment.augment_batch, static_argnames="config")
 two_views = jax.jit(augment.two_views, static_argnames="config")
@@ -332,12 +338,25 @@ def test_identical_images_in_a_batch_get_independent_views():
 
 def test_two_views_are_independent_augmentations_of_the_same_rows():
     images = np.random.default_rng(18).integers(0, 256, (3, 8, 8, 1), dtype=np.uint8)
-    config = augment.digits_augment_config()
+    config = DIGITS
     first, second = two_views(jax.random.key(3), images, config)
-    first_key, second_key = jax.random.split(jax.random.key(3))
-    np.testing.assert_allclose(first, augment_batch(first_key, images, config), atol=1e-6)
-    np.testing.assert_allclose(second, augment_batch(second_key, images, config), atol=1e-6)
+    keys = jax.vmap(jax.random.split)(augment.example_keys(jax.random.key(3), 3))
+    for n in range(3):  # view v of row n uses half v of split(fold_in(key, n))
+        np.testing.assert_allclose(first[n], augment.augment_image(keys[n, 0], images[n] / 255.0, config), atol=1e-6)
+        np.testing.assert_allclose(second[n], augment.augment_image(keys[n, 1], images[n] / 255.0, config), atol=1e-6)
     assert not np.allclose(first, second)
+
+
+def test_a_device_s_rows_draw_the_views_of_the_whole_batch():
+    images = np.random.default_rng(21).integers(0, 256, (6, 8, 8, 1), dtype=np.uint8)
+    whole = two_views(jax.random.key(4), images, DIGITS)
+    part = jax.jit(augment.two_views, static_argnames="config")(jax.random.key(4), images[2:4], DIGITS, first_index=2)
+    for v in range(2):
+        np.testing.assert_allclose(part[v], whole[v][2:4], atol=1e-6)
+    one = augment_batch(jax.random.key(5), images, DIGITS)
+    np.testing.assert_allclose(
+        jax.jit(augment.augment_batch, static_argnames="config")(jax.random.key(5), images[4:], DIGITS, first_index=4),
+        one[4:], atol=1e-6)
 
 
 def test_pipeline_flip_only_gives_image_or_mirror_and_grayscale_only_gives_equal_channels():
@@ -352,9 +371,9 @@ def test_pipeline_flip_only_gives_image_or_mirror_and_grayscale_only_gives_equal
 
 
 def test_digits_config_keeps_digits_and_has_no_flip():
-    from rl_repr.data.digits import load_digits
+    from rl_repr.data.images.digits import load_digits
 
-    config = augment.digits_augment_config()
+    config = DIGITS
     assert not config.flip and config.crop_area[0] >= 0.5 and config.rotate_degrees <= 15
     test = load_digits("test")
     views = np.asarray(augment_batch(jax.random.key(6), test.images, config))
@@ -389,7 +408,7 @@ def test_jit_compiles_once_for_many_keys_and_equal_configs():
 def test_sharded_batch_augments_like_a_single_device():
     mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
     images = np.random.default_rng(20).integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
-    config = augment.digits_augment_config()
+    config = DIGITS
     single = augment_batch(jax.random.key(7), images, config)
     sharded_images = jax.device_put(images, NamedSharding(mesh, PartitionSpec("data")))
     sharded = jax.jit(

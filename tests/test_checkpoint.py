@@ -12,7 +12,8 @@ import pytest
 from flax import struct
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from rl_repr import checkpoint, optim, parallel
+from rl_repr.core import checkpoint, optim
+from rl_repr.core import mesh as parallel
 
 # After a failed tensorstore read (the damaged-checkpoint tests), a late callback hits
 # orbax's already-closed asyncio loop and pytest reports it, at garbage-collection time,
@@ -91,7 +92,7 @@ def test_cadence_latest_and_max_to_keep(tmp_path):
 
 def test_sharded_state_restores_with_target_shardings(tmp_path):
     mesh = parallel.make_mesh()
-    data, replicated = parallel.data_sharding(mesh), parallel.replicated_sharding(mesh)
+    data, replicated = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
     rows = jnp.arange(16 * 4, dtype=jnp.float32).reshape(16, 4)
     state = {"sharded": jax.device_put(rows, data), "replicated": jax.device_put(rows[0], replicated),
              "step": np.int64(3)}

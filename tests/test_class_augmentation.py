@@ -6,10 +6,10 @@ the held-out digits are checked against every PK batch of a run's training set.
 import numpy as np
 import pytest
 
-from rl_repr.data import class_augmentation as ca
-from rl_repr.data import pk_batches
-from rl_repr.data.digits import ImageDataset
-from rl_repr.train.metric_learning_config import metric_learning_defaults
+from rl_repr.data.images import class_augmentation as ca
+from rl_repr.data.images import pk_batches
+from rl_repr.data.images.digits import ImageDataset
+from rl_repr.metric_learning.config import metric_learning_defaults
 
 
 def small_dataset(num_classes=10, per_class=3, size=5):

@@ -1,4 +1,5 @@
-"""Tests for rl_repr.config_utils: unknown keys, invalid values, config.json."""
+"""Tests for config validation and recipe files (rl_repr.core.config, .recipes): unknown keys,
+invalid values, launch arguments, config.json."""
 import json
 import os
 import subprocess
@@ -8,7 +9,8 @@ import textwrap
 import ml_collections
 import pytest
 
-from rl_repr import config_utils as cu
+from rl_repr.core import config as cu
+from rl_repr.core import recipes
 
 _CONFIG_FILE = textwrap.dedent("""
     import ml_collections
@@ -25,7 +27,7 @@ _MAIN_FILE = textwrap.dedent("""
     import sys
     from absl import app
     from ml_collections import config_flags
-    from rl_repr import config_utils
+    from rl_repr.core import recipes
 
     CONFIG = config_flags.DEFINE_config_file('config')
 
@@ -33,8 +35,7 @@ _MAIN_FILE = textwrap.dedent("""
         print('batch_size', CONFIG.value.batch_size, 'width', CONFIG.value.model.width)
 
     if __name__ == '__main__':
-        parser = (config_utils.parse_flags_reporting_config_errors
-                  if sys.argv.pop(1) == 'clean' else None)
+        parser = recipes.parse_flags if sys.argv.pop(1) == 'clean' else None
         app.run(main, **({'flags_parser': parser} if parser else {}))
 """)
 
@@ -97,7 +98,7 @@ def test_locked_config_rejects_unknown_key_assignment():
 
 def _config():
     return ml_collections.ConfigDict(dict(
-        batch_size=512, optimizer="lars", temperature=0.5, num_devices=8,
+        batch_size=512, optimizer="lars", temperature=0.5, num_devices=8, chunk=64,
         model=dict(width=1, head="mlp")))
 
 
@@ -105,7 +106,7 @@ _RULES = [
     cu.positive_int("batch_size"),
     cu.one_of("optimizer", ("lars", "sgd", "adamw")),
     cu.positive("temperature"),
-    cu.divisible_by("batch_size", 8, "the 8 devices"),
+    cu.divides("chunk", "batch_size", "dense"),
     cu.positive_int("model.width"),
     cu.one_of("model.head", ("none", "linear", "mlp")),
 ]
@@ -117,8 +118,8 @@ def test_valid_config_passes():
 
 @pytest.mark.parametrize("key, value, expected", [
     ("batch_size", -4, "config key 'batch_size' has invalid value -4; it must be an integer > 0."),
-    ("batch_size", 100, "config key 'batch_size' has invalid value 100; it must be a positive "
-                        "multiple of 8 (the 8 devices)."),
+    ("chunk", 100, "config key 'chunk' has invalid value 100; it must be 0 (dense) or a divisor of "
+                   "config.batch_size."),
     ("optimizer", "lamb", "config key 'optimizer' has invalid value 'lamb'; it must be one of "
                           "('lars', 'sgd', 'adamw')."),
     ("temperature", 0.0, "config key 'temperature' has invalid value 0.0; it must be a number > 0."),
@@ -155,7 +156,7 @@ def test_all_violations_are_reported_and_missing_keys_named():
 def test_booleans_and_strings_are_not_numbers():
     config = ml_collections.ConfigDict({"lr": True, "steps": "10"})
     with pytest.raises(cu.ConfigError, match="'lr'"):
-        cu.check_positive(config, "lr")
+        cu.validate_config(config, [cu.positive("lr")])
     with pytest.raises(cu.ConfigError, match="'steps'"):
         cu.validate_config(config, [cu.positive_int("steps")])
 
@@ -172,12 +173,6 @@ def test_cross_field_rule_and_interval():
     ]
 
 
-def test_check_choice():
-    cu.check_choice(_config(), "optimizer", ["lars"])
-    with pytest.raises(cu.ConfigError, match="'optimizer' has invalid value 'lars'"):
-        cu.check_choice(_config(), "optimizer", ["sgd"])
-
-
 # ------------------------------------------------------------------ config.json
 
 def test_config_to_json_writes_resolved_config(tmp_path):
@@ -186,23 +181,52 @@ def test_config_to_json_writes_resolved_config(tmp_path):
     config.total = config.get_ref("steps") * 2
     config.crop_area = (0.08, 1.0)
     path = tmp_path / "run" / "config.json"
-    assert cu.config_to_json(config, path) == os.fspath(path)
+    assert recipes.config_to_json(config, path) == os.fspath(path)
     written = json.loads(path.read_text())
     assert written["total"] == 200 and written["crop_area"] == [0.08, 1.0]
     assert written["model"] == {"width": 1, "head": "mlp"}
     # Overwriting leaves exactly one file, no temporary leftovers.
     config.batch_size = 64
-    cu.config_to_json(config, path)
+    recipes.config_to_json(config, path)
     assert json.loads(path.read_text())["batch_size"] == 64
     assert sorted(os.listdir(path.parent)) == ["config.json"]
 
 
 def test_missing_recipe_and_sweep_files_are_named_with_an_example(tmp_path):
-    from rl_repr import sweep  # noqa: PLC0415
-    from rl_repr.config_utils import load_config_file  # noqa: PLC0415
+    from rl_repr import sweeps as sweep  # noqa: PLC0415
+    from rl_repr.core.recipes import load_config_file  # noqa: PLC0415
 
     missing = str(tmp_path / "nope.py")
     with pytest.raises(FileNotFoundError, match=r"config file .*nope\.py' does not exist; pass one from configs/"):
         load_config_file(missing + ":runlocal")
     with pytest.raises(FileNotFoundError, match=r"sweep file .*nope\.py' does not exist; pass one from configs/ablations/"):
         sweep.load_sweep_file(missing + ":digits")
+
+
+# ------------------------------------------------------------------ launch arguments
+
+def test_launch_arguments_tokens_values_and_one_sentence_errors():
+    args = recipes.launch_arguments("sqrt,epochs=800,runlocal", "configs/x.py", tokens=("sqrt", "runlocal"),
+                                    values={"epochs": float})
+    assert "sqrt" in args and "runlocal" in args and args.get("epochs") == 800.0
+    assert args.first(("runlocal", "sqrt")) == "sqrt" and args.first(("other",), "none") == "none"
+    with pytest.raises(cu.ConfigError, match=r"configs/x.py takes 'sqrt', 'epochs=<float>' .* 'sqr' .* not one"):
+        recipes.launch_arguments("sqr", "configs/x.py", tokens=("sqrt",), values={"epochs": float})
+    with pytest.raises(cu.ConfigError, match="'epochs=many' is not a float"):
+        recipes.launch_arguments("epochs=many", "configs/x.py", values={"epochs": float})
+    with pytest.raises(cu.ConfigError, match=r"pick at most one of \('a', 'b'\)"):
+        recipes.launch_arguments("a,b", "configs/x.py", tokens=("a", "b"), at_most_one=[("a", "b")])
+    with pytest.raises(cu.ConfigError, match=r"needs exactly one of \('a', 'b'\)"):
+        recipes.launch_arguments("", "configs/x.py", tokens=("a", "b"), exactly_one=("a", "b"))
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("x = (\n", "is not valid Python"),
+    ("x = 1\n", "defines no get_config"),
+    ("raise RuntimeError('boom')\n", r"failed on import \(RuntimeError: boom\)"),
+])
+def test_broken_recipe_files_are_one_sentence(tmp_path, text, fragment):
+    path = tmp_path / "recipe.py"
+    path.write_text(text)
+    with pytest.raises(cu.ConfigError, match=fragment):
+        recipes.load_config_file(str(path))

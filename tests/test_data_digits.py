@@ -15,7 +15,8 @@ import pytest
 from jax.sharding import Mesh, PartitionSpec
 from sklearn.datasets import load_digits as sklearn_load_digits
 
-from rl_repr.data import batching, digits
+from rl_repr.core.drivers import Driver
+from rl_repr.data.images import batching, digits
 
 
 # ----------------------------------------------------------------------------- digits
@@ -79,7 +80,8 @@ def test_bad_split_and_bad_dataset_arrays_are_rejected():
 
 def test_importing_the_package_does_not_import_tensorflow():
     code = (
-        "import sys, rl_repr.data as d; d.load_digits; d.AugmentConfig; d.global_batch_from_process_local; "
+        "import sys, rl_repr.data.images.digits as d, rl_repr.data.images.augment as a, rl_repr.data.images.sources; "
+        "d.load_digits; a.AugmentConfig; "
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
@@ -92,7 +94,7 @@ def test_global_batch_is_sharded_along_data_on_8_devices():
     mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
     images = np.arange(16 * 3, dtype=np.float32).reshape(16, 3)
     labels = np.arange(16, dtype=np.int32)
-    batch = batching.global_batch_from_process_local({"image": images, "label": labels}, mesh)
+    batch = Driver("jit", mesh).put_batch({"image": images, "label": labels})
     assert batch["image"].shape == (16, 3) and batch["label"].shape == (16,)
     assert batch["image"].sharding.spec == PartitionSpec("data")
     np.testing.assert_array_equal(np.asarray(batch["image"]), images)
@@ -102,42 +104,7 @@ def test_global_batch_is_sharded_along_data_on_8_devices():
         np.testing.assert_array_equal(np.asarray(shard.data), labels[2 * position : 2 * position + 2])
 
 
-def test_global_batch_is_replicated_over_other_mesh_axes():
-    mesh = Mesh(np.array(jax.devices()[:8]).reshape(4, 2), ("data", "model"))
-    batch = batching.global_batch_from_process_local({"x": np.arange(8.0)}, mesh)
-    assert batch["x"].sharding.spec == PartitionSpec("data")
-    for shard in batch["x"].addressable_shards:
-        assert shard.data.shape == (2,)
-    np.testing.assert_array_equal(np.asarray(batch["x"]), np.arange(8.0))
-
-
-def test_indivisible_batch_names_size_devices_and_fix():
-    mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
-    with pytest.raises(ValueError, match=r"12 examples.*8 devices.*multiple of 8"):
-        batching.global_batch_from_process_local({"x": np.zeros((12, 2))}, mesh)
-    with pytest.raises(ValueError, match="same batch size"):
-        batching.global_batch_from_process_local({"x": np.zeros((8, 2)), "y": np.zeros(16)}, mesh)
-    with pytest.raises(ValueError, match="'batch'"):
-        batching.global_batch_from_process_local({"x": np.zeros(8)}, mesh, axis="batch")
-
-
-# ----------------------------------------------------------------------------- index sampling
-
-
-def test_sample_batch_indices_distinct_in_range_and_uniform():
-    num_examples, batch_size, draws = 10, 4, 4000
-    sample = jax.jit(jax.vmap(lambda k: batching.sample_batch_indices(k, num_examples, batch_size)))
-    indices = np.asarray(sample(jax.random.split(jax.random.key(0), draws)))
-    assert indices.dtype == np.int32 and indices.shape == (draws, batch_size)
-    assert indices.min() >= 0 and indices.max() < num_examples
-    assert all(len(set(row)) == batch_size for row in indices)
-    # Each example appears in a batch with probability B/N: counts ~ Binomial(draws, 0.4).
-    counts = np.bincount(indices.ravel(), minlength=num_examples)
-    expected = draws * batch_size / num_examples
-    std = np.sqrt(draws * 0.4 * 0.6)
-    assert np.all(np.abs(counts - expected) < 5 * std)
-    with pytest.raises(ValueError, match="distinct indices"):
-        batching.sample_batch_indices(jax.random.key(0), 3, 4)
+# ----------------------------------------------------------------------------- epochs of a permutation
 
 
 def test_epoch_batches_cover_each_epoch_without_repeats():

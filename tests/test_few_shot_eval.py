@@ -10,7 +10,7 @@ import pytest
 import scipy.stats
 from sklearn.model_selection import KFold
 
-from rl_repr import evaluate_few_shot as fs
+from rl_repr.evaluation import few_shot as fs
 
 
 def _data(num_classes=8, per_class=12, dim=6, seed=0, spread=1.0):

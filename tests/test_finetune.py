@@ -2,16 +2,15 @@
 import jax
 import numpy as np
 
-from rl_repr import evaluate
-from rl_repr.data import augment as augment_lib
-from rl_repr.data.synthetic import make_synthetic_images
+from rl_repr.data.images import augment as augment_lib
+from rl_repr.data.images.synthetic import make_synthetic_images
+from rl_repr.evaluation import finetune
 from rl_repr.models import ResNet
-from rl_repr.train import finetune
 
 
 def test_label_fraction_subset_is_class_balanced_with_at_least_one_per_class():
     labels = np.repeat(np.arange(10), [5, 50, 50, 50, 50, 50, 50, 50, 50, 95])
-    rows = evaluate.label_fraction_subset(labels, 0.1, seed=0)
+    rows = finetune.label_fraction_subset(labels, 0.1, seed=0)
     counts = np.bincount(labels[rows], minlength=10)
     np.testing.assert_array_equal(counts, [1, 5, 5, 5, 5, 5, 5, 5, 5, 10])
     assert len(np.unique(rows)) == len(rows)

@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rl_repr import config_utils, losses, norms
-from rl_repr.train import gradient_cache, simclr
+from rl_repr import losses, norms
+from rl_repr.core import config as config_utils
+from rl_repr.core import runner
+from rl_repr.simclr import gradient_cache
 from simclr_tiny import tiny_simclr_config
 
 TEMPERATURE = 0.5
@@ -223,7 +225,7 @@ def test_batch_norm_gradient_is_that_of_per_chunk_statistics():
 
 # ----------------------------------------------------------------------------- trainer
 def _two_steps(config):
-    run = simclr.build_run(config)
+    run = runner.build(config)
     placed = run.driver.put_state(run.state)
     losses_ = []
     for step in range(2):
@@ -248,4 +250,4 @@ def test_simclr_step_with_gradient_cache_matches_plain_step():
 
 def test_gradient_cache_chunks_must_divide_the_batch():
     with pytest.raises(config_utils.ConfigError, match="gradient_cache_chunks"):
-        simclr.build_run(tiny_simclr_config(gradient_cache_chunks=3))
+        runner.build(tiny_simclr_config(gradient_cache_chunks=3))

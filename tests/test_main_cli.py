@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from rl_repr import config_utils, main
+from rl_repr.core import recipes as config_utils
+from rl_repr.core import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,7 +39,7 @@ def test_invalid_value_is_rejected_before_compiling(tmp_path):
 @pytest.mark.parametrize("recipe", ["configs/simclr_cifar10.py:runlocal", "configs/simclr_imagenet.py:runlocal"])
 def test_paper_recipes_run_shrunk_on_generated_images(recipe, tmp_path):
     config = config_utils.load_config_file(os.path.join(ROOT, recipe))
-    results = main.run(config, str(tmp_path))
+    results = runner.run(config.method, config, str(tmp_path))
     assert 0.0 <= results["linear_probe_accuracy"] <= 1.0
     saved = json.load(open(tmp_path / "results.json"))
     assert saved["linear_probe_accuracy"] == results["linear_probe_accuracy"]

@@ -17,11 +17,16 @@ import pytest
 from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
 
-from rl_repr import checkpoint, config_utils, main, parallel
-from rl_repr import evaluate_few_shot as fs
-from rl_repr.data import pk_batches
-from rl_repr.train import metric_learning as ml
-from rl_repr.train.metric_learning_config import LOSSES, metric_learning_defaults, metric_learning_rules
+from rl_repr import losses as ml
+from rl_repr.core import checkpoint, optim, registry, runner
+from rl_repr.core import config as cfg
+from rl_repr.core import mesh as parallel
+from rl_repr.core import recipes as config_utils
+from rl_repr.data.images import pk_batches
+from rl_repr.evaluation import few_shot as fs
+from rl_repr.metric_learning import trainer
+from rl_repr.metric_learning.config import LOSSES, metric_learning_defaults, metric_learning_rules
+from rl_repr.metric_learning.model import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -225,12 +230,12 @@ def test_mining_on_the_gathered_batch_matches_one_device():
 # ------------------------------------------------------------------ model
 def test_embedding_net_outputs_unit_vectors_of_the_configured_size():
     config = tiny_config()
-    model = ml.build_model(config, None)
+    model = build_model(config, None)
     images = jax.random.uniform(jax.random.PRNGKey(0), (3, 8, 8, 1))
     z = jax.jit(lambda x: model.apply(model.init(jax.random.PRNGKey(1), x, train=False), x, train=False))(images)
     assert z.shape == (3, 8)
     np.testing.assert_allclose(jnp.linalg.norm(z, axis=1), 1.0, rtol=1e-5)
-    resnet = ml.build_model(tiny_config(**{"model.architecture": "resnet", "model.width_multiplier": 0.0625}), None)
+    resnet = build_model(tiny_config(**{"model.architecture": "resnet", "model.width_multiplier": 0.0625}), None)
     shapes = jax.eval_shape(lambda: resnet.apply(resnet.init(jax.random.PRNGKey(0), images, train=False),
                                                  images, train=False))
     assert shapes.shape == (3, 8)
@@ -238,7 +243,7 @@ def test_embedding_net_outputs_unit_vectors_of_the_configured_size():
 
 # ------------------------------------------------------------------ drivers
 def _train(config, num_steps=3):
-    run = ml.build_run(config)
+    run = runner.build(config)
     placed = run.driver.put_state(run.state)
     losses = []
     for step in range(num_steps):
@@ -281,7 +286,7 @@ def test_run_writes_results_and_resumes_to_identical_parameters(tmp_path):
     full, part = str(tmp_path / "full"), str(tmp_path / "part")
     quick = functools.partial(tiny_config, augment_enabled=False,  # augmentation: see the driver tests
                               **{"eval.feature_transform": "center_and_normalize"})
-    results = ml.train_and_evaluate(quick(baselines=True), full)
+    results = runner.run("metric_learning", quick(baselines=True), full)
     split = pk_batches.load_class_split(quick())
     pixels = lambda d: d.images.reshape(d.num_examples, -1) / 255.0  # noqa: E731
     centred = fs.center_and_normalize(pixels(split.heldout), pixels(split.train).mean(axis=0))
@@ -295,11 +300,11 @@ def test_run_writes_results_and_resumes_to_identical_parameters(tmp_path):
     for prefix in ("", "trunk_", "raw_pixels_", "random_init_", "seen_classes_"):
         for key in ("5way_1shot_accuracy", "5way_5shot_ci95", "verification_accuracy", "recall_at_2"):
             assert 0.0 <= results[prefix + key] <= 1.0, prefix + key
-    assert ml.train_and_evaluate(quick(), part, stop_after_step=2) == {"stopped_at_step": 2}
-    resumed = ml.train_and_evaluate(quick(), part)
+    assert runner.run("metric_learning", quick(), part, stop_after_step=2) == {"stopped_at_step": 2}
+    resumed = runner.run("metric_learning", quick(), part)
     config = quick()
-    target = ml.init_state(config, ml.optim.make_optimizer(ml._optimizer_config(config))[0],
-                           jax.random.key(0, impl="rbg"), (8, 8, 1))
+    target = trainer.init_state(config, optim.make_optimizer(trainer.optimizer_config(config))[0],
+                                jax.random.key(0, impl="rbg"), (8, 8, 1))
     (params, step), (ref_params, ref_step) = _params(part, target), _params(full, target)
     assert step == ref_step == 4
     chex.assert_trees_all_equal(params, ref_params)
@@ -308,30 +313,30 @@ def test_run_writes_results_and_resumes_to_identical_parameters(tmp_path):
 
 # ------------------------------------------------------------------ configs
 def test_bad_values_fail_naming_the_key():
-    with pytest.raises(config_utils.ConfigError) as error:
-        ml.build_run(tiny_config(loss="hardest", examples_per_class=1, **{"eval.num_episodes": 0}))
+    with pytest.raises(cfg.ConfigError) as error:
+        runner.build(tiny_config(loss="hardest", examples_per_class=1, **{"eval.num_episodes": 0}))
     message = str(error.value)
     assert "'loss' has invalid value 'hardest'" in message
     assert "'examples_per_class' has invalid value 1" in message and "'eval.num_episodes'" in message
-    with pytest.raises(config_utils.ConfigError) as error:
-        ml.build_run(tiny_config(metric_weight=0.0, instance_temperature=0.0))
+    with pytest.raises(cfg.ConfigError) as error:
+        runner.build(tiny_config(metric_weight=0.0, instance_temperature=0.0))
     assert "'metric_weight' has invalid value 0.0" in str(error.value)
     assert "'instance_temperature' has invalid value 0.0" in str(error.value)
-    with pytest.raises(config_utils.ConfigError, match="'eval.feature_transform' has invalid value 'cl2n'"):
-        ml.build_run(tiny_config(**{"eval.feature_transform": "cl2n"}))
-    with pytest.raises(config_utils.ConfigError, match="'instance_weight' has invalid value 1.0"):
-        ml.build_run(tiny_config(instance_weight=1.0, augment_enabled=False))
-    with pytest.raises(config_utils.ConfigError) as error:
-        ml.build_run(tiny_config(class_augmentation="rotate", extra_classes="fonts", glyph_characters="AB5"))
+    with pytest.raises(cfg.ConfigError, match="'eval.feature_transform' has invalid value 'cl2n'"):
+        runner.build(tiny_config(**{"eval.feature_transform": "cl2n"}))
+    with pytest.raises(cfg.ConfigError, match="'instance_weight' has invalid value 1.0"):
+        runner.build(tiny_config(instance_weight=1.0, augment_enabled=False))
+    with pytest.raises(cfg.ConfigError) as error:
+        runner.build(tiny_config(class_augmentation="rotate", extra_classes="fonts", glyph_characters="AB5"))
     message = str(error.value)
     assert "'class_augmentation' has invalid value 'rotate'" in message
     assert "'extra_classes' has invalid value 'fonts'" in message and "'glyph_characters'" in message
     with pytest.raises(ValueError, match="8 devices"):
-        ml.build_run(tiny_config(classes_per_batch=3, examples_per_class=3))
+        runner.build(tiny_config(classes_per_batch=3, examples_per_class=3))
     with pytest.raises(ValueError, match="only 2 held-out classes"):
-        ml.build_run(tiny_config(eval_classes=(8, 9, 12)))
+        runner.build(tiny_config(eval_classes=(8, 9, 12)))
     with pytest.raises(ValueError, match="exceeds the 5 training classes"):
-        ml.build_run(tiny_config(classes_per_batch=8, examples_per_class=2))
+        runner.build(tiny_config(classes_per_batch=8, examples_per_class=2))
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -340,7 +345,7 @@ def test_digits_recipe_selects_each_strategy(loss):
     assert config.loss == loss and config.eval.num_episodes >= 600 and config.baselines
     small = config_utils.load_config_file(os.path.join(ROOT, "configs/metric_digits.py"), f"{loss},runlocal")
     assert small.loss == loss and small.num_steps < config.num_steps
-    config_utils.validate_config(small, metric_learning_rules())
+    cfg.validate_config(small, metric_learning_rules())
 
 
 def test_digits_instance_recipes_add_the_nt_xent_term():
@@ -350,8 +355,8 @@ def test_digits_instance_recipes_add_the_nt_xent_term():
     assert mixed.loss == "batch_hard" and mixed.instance_weight > 0 and mixed.metric_weight > 0
     assert alone.instance_weight > 0 and alone.metric_weight == 0 and alone.num_steps < mixed.num_steps
     for config in (mixed, alone):
-        ml.validate_metric_learning_config(config)
-    with pytest.raises(ValueError, match="optionally one of"):
+        runner.validate(config)
+    with pytest.raises(ValueError, match=r"pick at most one of \('instance', 'instance_only'\)"):
         config_utils.load_config_file(digits, "instance,instance_only")
 
 
@@ -360,23 +365,24 @@ def test_digits_class_recipes_enlarge_the_training_classes():
     config = config_utils.load_config_file(digits, "semi_hard,instance,rotations_flips,glyphs")
     assert config.class_augmentation == "rotations_flips" and config.extra_classes == "glyphs"
     assert config.classes_per_batch > 5 and config.eval_classes == (5, 6, 7, 8, 9)
-    ml.validate_metric_learning_config(config)
+    runner.validate(config)
     flat = config_utils.load_config_file(digits, "semi_hard,rotations_flips,glyphs,flat")
     assert not flat.model.global_pool and flat.model.embedding_dim == 128
     strokes = config_utils.load_config_file(digits, "semi_hard,rotations_flips,glyphs,strokes,flat")
     assert strokes.extra_classes == "glyphs+strokes" and strokes.stroke_classes == 3000
     assert strokes.num_steps == 2000 and not strokes.augment_enabled and strokes.stroke_warp > 0
     assert tuple(strokes.model.conv_widths) == (64, 128, 256)
-    ml.validate_metric_learning_config(strokes)
-    with pytest.raises(ValueError, match="not both"):
+    runner.validate(strokes)
+    with pytest.raises(ValueError, match=r"pick at most one of \('rotations', 'rotations_flips'\)"):
         config_utils.load_config_file(digits, "rotations,rotations_flips")
 
 
 def test_run_batches_come_from_the_enlarged_training_set():
-    run = ml.build_run(tiny_config(class_augmentation="rotations", extra_classes="glyphs", glyph_images_per_class=2,
+    run = runner.build(tiny_config(class_augmentation="rotations", extra_classes="glyphs", glyph_images_per_class=2,
                                    glyph_characters="AB", classes_per_batch=8, examples_per_class=2))
-    assert set(np.unique(run.train_set.labels).tolist()) == {d + 10 * t for d in range(5) for t in range(4)} | {40, 41}
-    np.testing.assert_array_equal(np.unique(run.data.train.labels), np.arange(5))  # centring data unchanged
+    train_set, data = run.plan.extras["train_set"], run.plan.extras["data"]
+    assert set(np.unique(train_set.labels).tolist()) == {d + 10 * t for d in range(5) for t in range(4)} | {40, 41}
+    np.testing.assert_array_equal(np.unique(data.train.labels), np.arange(5))  # centring data unchanged
     labels = np.asarray(run.batch_for_step(3)["label"])
     assert labels.shape == (16,) and not np.isin(labels, (5, 6, 7, 8, 9)).any()
 
@@ -386,8 +392,8 @@ def test_recipes_reject_unknown_arguments_and_lfw_recipe_is_valid():
         config_utils.load_config_file(os.path.join(ROOT, "configs/metric_digits.py"), "hardest")
     lfw = config_utils.load_config_file(os.path.join(ROOT, "configs/metric_lfw.py"))
     assert lfw.dataset == "lfw" and lfw.model.architecture == "resnet"
-    ml.validate_metric_learning_config(lfw)
-    assert main.TRAINERS["metric_learning"] == "rl_repr.train.metric_learning"
+    runner.validate(lfw)
+    assert registry.get_method("metric_learning") is trainer.METHOD
 
 
 def test_lfw_recipe_without_the_dataset_says_how_to_prepare_it(tmp_path):
@@ -395,4 +401,4 @@ def test_lfw_recipe_without_the_dataset_says_how_to_prepare_it(tmp_path):
     with config.unlocked():
         config.data_dir = str(tmp_path)
     with pytest.raises(FileNotFoundError, match="tfds build lfw"):
-        ml.build_run(config)
+        runner.build(config)

@@ -228,7 +228,7 @@ def test_contrastive_pair_loss_matches_hadsell_without_halves():
 def test_batch_all_matches_brute_force(labels):
     emb = _embeddings(len(labels), seed=11)
     for kind, margin in (("squared_euclidean", 0.2), ("euclidean", 1.0)):
-        loss, fraction = losses.batch_all_triplet_loss(emb, labels, margin, distance=kind)
+        loss, fraction = losses.batch_all_triplet_loss_and_fraction(emb, labels, margin, distance=kind)
         expected_loss, expected_fraction = brute_batch_all(emb, labels, margin, kind)
         np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
         np.testing.assert_allclose(fraction, expected_fraction, rtol=1e-6)
@@ -255,7 +255,7 @@ def test_semi_hard_matches_brute_force(labels):
 def test_degenerate_batches_give_zero_not_nan():
     emb = _embeddings(4, seed=14)
     for labels in (np.array([0, 1, 2, 3]), np.zeros(4, np.int32)):  # no positive / no negative
-        assert losses.batch_all_triplet_loss(emb, labels) == (0.0, 0.0)
+        assert losses.batch_all_triplet_loss_and_fraction(emb, labels) == (0.0, 0.0)
         assert losses.batch_hard_triplet_loss(emb, labels) == 0.0
         assert losses.semi_hard_triplet_loss(emb, labels) == 0.0
 
@@ -265,7 +265,7 @@ def test_mining_gradients_by_finite_differences():
     emb = np.float64(_embeddings(10, d=3, seed=15))
     with jax.enable_x64(True):
         for fn in (
-            lambda e: losses.batch_all_triplet_loss(e, labels, 1.0)[0],
+            lambda e: losses.batch_all_triplet_loss(e, labels, 1.0),
             lambda e: losses.batch_hard_triplet_loss(e, labels, 1.0),
             lambda e: losses.batch_hard_triplet_loss(e, labels, soft=True),
             lambda e: losses.semi_hard_triplet_loss(e, labels, 2.0),
@@ -324,7 +324,7 @@ def test_batch_all_equals_pml_all_triplets_with_avg_non_zero_reducer():
     dist = np_distance(emb, emb, "squared_euclidean")
     mined = pml_triplet_margin_miner(dist, labels, 0.5, "all")
     hinge = [max(dist[a, p] - dist[a, n] + 0.5, 0.0) for a, p, n in mined]
-    loss, fraction = losses.batch_all_triplet_loss(emb, labels, 0.5)
+    loss, fraction = losses.batch_all_triplet_loss_and_fraction(emb, labels, 0.5)
     np.testing.assert_allclose(loss, np.mean([h for h in hinge if h > 0]), rtol=1e-5)
     np.testing.assert_allclose(fraction, len(mined) / len(list(valid_triplets(labels))),
                                rtol=1e-6)
@@ -362,7 +362,7 @@ def test_mining_losses_jit_and_vmap_match_eager_loop():
     embs = np.stack([_embeddings(16, seed=30 + i) for i in range(3)])
     labels = np.stack([np.random.default_rng(i).permutation(PK_LABELS) for i in range(3)])
     fns = [
-        lambda e, y: losses.batch_all_triplet_loss(e, y)[0],
+        lambda e, y: losses.batch_all_triplet_loss(e, y),
         losses.batch_hard_triplet_loss,
         lambda e, y: losses.batch_hard_triplet_loss(e, y, soft=True),
         losses.semi_hard_triplet_loss,

@@ -267,3 +267,21 @@ def test_projection_head_without_norm_is_a_plain_mlp():
     hidden = np.maximum(h @ p["dense1"]["kernel"] + p["dense1"]["bias"], 0.0)
     chex.assert_trees_all_close(z, hidden @ p["dense2"]["kernel"] + p["dense2"]["bias"],
                                 atol=1e-5, rtol=1e-5)
+
+
+def test_resnet_defaults_to_inference_and_float64_is_float64_or_one_sentence():
+    model = models.ResNet(depth=18, width_multiplier=0.0625, small_image_stem=True, num_classes=3)
+    x = jnp.ones((2, 8, 8, 1))
+    variables = model.init(jax.random.key(0), x)
+    np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x, train=False))
+    wide = models.ResNet(depth=18, width_multiplier=0.0625, small_image_stem=True, dtype=jnp.float64)
+    with pytest.raises(ValueError, match=r"ResNet: dtype=float64 needs 64-bit JAX; call jax.config.update"):
+        wide.init(jax.random.key(0), x)
+    with jax.enable_x64(True):
+        variables = wide.init(jax.random.key(0), jnp.ones((2, 8, 8, 1), jnp.float64))
+        h = wide.apply(variables, jnp.ones((2, 8, 8, 1), jnp.float64))
+        assert h.dtype == jnp.float64
+        assert {leaf.dtype for leaf in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float64)}
+        head = models.ProjectionHead(num_layers=2, output_dim=4, dtype=jnp.float64)
+        z, _ = head.apply(head.init(jax.random.key(1), h), h)
+        assert z.dtype == jnp.float64

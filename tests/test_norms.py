@@ -38,7 +38,7 @@ def np_batch_norm_eval(x, gamma, beta, run_mean, run_var, eps=EPS):
 
 def np_group_norm(x, gamma, beta, groups, eps=EPS):
     x = np.asarray(x, np.float64)
-    n, c = x.shape[0], x.shape[-1]
+    c = x.shape[-1]
     g = x.reshape(*x.shape[:-1], groups, c // groups)
     axes = tuple(range(1, g.ndim - 2)) + (g.ndim - 1,)
     mu = g.mean(axis=axes, keepdims=True)

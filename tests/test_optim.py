@@ -17,7 +17,8 @@ import numpy as np
 import optax
 import pytest
 
-from rl_repr import config_utils, optim
+from rl_repr.core import config as config_utils
+from rl_repr.core import optim
 
 
 # ------------------------------------------------------------------ learning rate
@@ -44,26 +45,21 @@ def _numpy_warmup_cosine(step, peak, total, warmup, end):
 
 
 @pytest.mark.parametrize("warmup, end", [(10, 0.0), (0, 0.0), (25, 0.01)])
-def test_warmup_cosine_matches_formula_and_optax(warmup, end):
+def test_schedule_is_warmup_then_cosine_as_the_formula(warmup, end):
     peak, total = 1.5, 100
-    schedule = optim.warmup_cosine_schedule(peak, total, warmup, end_lr=end)
-    peer = optax.warmup_cosine_decay_schedule(0.0, peak, warmup, total, end)
+    _, schedule = optim.make_optimizer(_config(lr_scaling="none", base_lr=peak, total_steps=total,
+                                               warmup_steps=warmup, end_lr=end))
     steps = np.arange(0, 121)
     ours = np.array(jax.vmap(schedule)(steps))
     expected = np.array([_numpy_warmup_cosine(s, peak, total, warmup, end) for s in steps])
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(ours, np.array(jax.vmap(peer)(steps)), rtol=1e-5, atol=1e-7)
     assert float(schedule(warmup)) == pytest.approx(peak)
     assert float(schedule(total)) == pytest.approx(end, abs=1e-7)
 
 
-def test_warmup_only_schedule_and_invalid_arguments():
-    schedule = optim.warmup_cosine_schedule(2.0, 4, 4)
-    np.testing.assert_allclose([float(schedule(s)) for s in range(6)], [0, 0.5, 1.0, 1.5, 0, 0])
-    with pytest.raises(ValueError, match="warmup_steps"):
-        optim.warmup_cosine_schedule(1.0, 10, 11)
-    with pytest.raises(ValueError, match="total_steps"):
-        optim.warmup_cosine_schedule(1.0, 0, 0)
+def test_warmup_only_schedule_stays_on_the_warmup_line():
+    _, schedule = optim.make_optimizer(_config(lr_scaling="none", base_lr=2.0, total_steps=4, warmup_steps=4))
+    np.testing.assert_allclose([float(schedule(s)) for s in range(4)], [0, 0.5, 1.0, 1.5])
 
 
 # ------------------------------------------------------------------ weight-decay mask
@@ -150,7 +146,7 @@ def _nested_params(rng):
 def test_lars_matches_official_simclr_update(nesterov):
     rng = np.random.default_rng(0)
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), _nested_params(rng))
-    wd, schedule = 1e-2, optim.warmup_cosine_schedule(0.5, 6, 2)
+    wd, schedule = 1e-2, optax.warmup_cosine_decay_schedule(0.0, 0.5, 2, 6)
     tx = optim.lars(schedule, weight_decay=wd, nesterov=nesterov)
     state = tx.init(params)
     update = jax.jit(tx.update)

@@ -1,4 +1,4 @@
-"""Tests for rl_repr.parallel on the 8 fake CPU devices of conftest.py.
+"""Tests for the mesh and the drivers (rl_repr.core.mesh, .drivers) on the 8 fake CPU devices.
 
 Every sharded result is compared with the same computation on one device.
 """
@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from jax.sharding import AxisType, PartitionSpec as P
 
-from rl_repr import parallel
+from rl_repr.core import mesh as parallel
+from rl_repr.core.drivers import Driver
 
 
 # ------------------------------------------------------------------ mesh and shardings
@@ -37,12 +38,13 @@ def test_make_mesh_subset_and_errors():
 
 def test_data_and_replicated_shardings_place_rows():
     mesh = parallel.make_mesh()
+    driver = Driver("jit", mesh)
     x = np.arange(16 * 3, dtype=np.float32).reshape(16, 3)
-    sharded = jax.device_put(x, parallel.data_sharding(mesh))
+    sharded = driver.put_batch({"x": x})["x"]
     for shard in sharded.addressable_shards:
         row = list(mesh.devices.flat).index(shard.device)
         np.testing.assert_array_equal(np.asarray(shard.data), x[2 * row:2 * row + 2])
-    replicated = jax.device_put(x, parallel.replicated_sharding(mesh))
+    replicated = driver.put_state(x)
     assert len(replicated.addressable_shards) == 8
     for shard in replicated.addressable_shards:
         np.testing.assert_array_equal(np.asarray(shard.data), x)
@@ -80,15 +82,19 @@ def _data():
     return w, x
 
 
-def test_shard_map_fn_psum_matches_numpy():
+def _shard_map(f, mesh, in_specs, out_specs, check_vma=False):
+    return jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=check_vma)
+
+
+def test_shard_map_psum_matches_numpy():
     mesh = parallel.make_mesh()
     x = np.arange(16, dtype=np.float32)
-    total = jax.jit(parallel.shard_map_fn(lambda v: jax.lax.psum(v.sum(), "data"), mesh,
-                                          in_specs=P("data"), out_specs=P()))(x)
+    total = jax.jit(_shard_map(lambda v: jax.lax.psum(v.sum(), "data"), mesh,
+                               in_specs=P("data"), out_specs=P()))(x)
     assert float(total) == x.sum()
 
 
-def test_shard_map_fn_gradient_has_pmap_semantics_by_default():
+def test_shard_map_gradient_has_pmap_semantics_without_check_vma():
     mesh = parallel.make_mesh()
     w, x = _data()
     expected = jax.grad(_global_loss)(w, x)
@@ -96,35 +102,34 @@ def test_shard_map_fn_gradient_has_pmap_semantics_by_default():
     def step(w, x_local):  # pmap style: per-device gradient, then psum.
         return jax.lax.psum(jax.grad(_per_device_loss)(w, x_local), "data")
 
-    sharded = jax.jit(parallel.shard_map_fn(step, mesh, in_specs=(P(), P("data")),
-                                            out_specs=P()))(w, x)
+    sharded = jax.jit(_shard_map(step, mesh, in_specs=(P(), P("data")), out_specs=P()))(w, x)
     np.testing.assert_allclose(sharded, expected, rtol=1e-5)
     pmapped = jax.pmap(step, axis_name="data", in_axes=(None, 0))(
-        w, parallel.shard_for_pmap(x, 8))
+        w, Driver("pmap", mesh).put_batch({"x": np.asarray(x)})["x"])
     np.testing.assert_allclose(pmapped[0], expected, rtol=1e-5)
 
 
-def test_shard_map_fn_with_check_vma_sums_replicated_gradients_itself():
+def test_shard_map_with_check_vma_sums_replicated_gradients_itself():
     mesh = parallel.make_mesh()
     w, x = _data()
     expected = jax.grad(_global_loss)(w, x)
-    grad = jax.jit(parallel.shard_map_fn(jax.grad(_per_device_loss), mesh,
-                                         in_specs=(P(), P("data")), out_specs=P(),
-                                         check_vma=True))(w, x)
+    grad = jax.jit(_shard_map(jax.grad(_per_device_loss), mesh, in_specs=(P(), P("data")), out_specs=P(),
+                              check_vma=True))(w, x)
     np.testing.assert_allclose(grad, expected, rtol=1e-5)
 
 
-# ------------------------------------------------------------------ pmap helpers
+# ------------------------------------------------------------------ the pmap driver's placement
 
-def test_replicate_unreplicate_round_trip():
+def test_pmap_driver_state_round_trip():
     tree = {"w": jnp.arange(6.0).reshape(2, 3), "step": jnp.array(3)}
-    replicated = parallel.replicate_for_pmap(tree)
+    driver = Driver("pmap", parallel.make_mesh())
+    replicated = driver.put_state(tree)
     assert replicated["w"].shape == (8, 2, 3) and replicated["step"].shape == (8,)
     devices = {shard.device for shard in replicated["w"].addressable_shards}
     assert devices == set(jax.local_devices())
     for shard in replicated["w"].addressable_shards:
         np.testing.assert_array_equal(np.asarray(shard.data)[0], tree["w"])
-    back = parallel.unreplicate(replicated)
+    back = driver.get_state(replicated)
     np.testing.assert_array_equal(back["w"], tree["w"])
     assert int(back["step"]) == 3
 
@@ -132,23 +137,25 @@ def test_replicate_unreplicate_round_trip():
 def test_pmap_over_replicated_state_matches_single_device():
     w, x = _data()
     expected = jax.grad(_global_loss)(w, x)
+    driver = Driver("pmap", parallel.make_mesh())
     step = jax.pmap(lambda w, xl: jax.lax.psum(jax.grad(_per_device_loss)(w, xl), "data"),
                     axis_name="data")
-    grads = step(parallel.replicate_for_pmap(w), parallel.shard_for_pmap(x, 8))
-    np.testing.assert_allclose(parallel.unreplicate(grads), expected, rtol=1e-5)
+    grads = step(driver.put_state(w), driver.put_batch({"x": np.asarray(x)})["x"])
+    np.testing.assert_allclose(driver.get_state(grads), expected, rtol=1e-5)
     np.testing.assert_allclose(grads, np.broadcast_to(expected, (8, 3)), rtol=1e-5)
 
 
-def test_shard_for_pmap_uses_the_same_split_as_data_sharding():
+def test_pmap_batches_use_the_same_split_as_the_jit_driver():
+    mesh = parallel.make_mesh()
     batch = {"image": np.arange(16 * 2).reshape(16, 2), "label": np.arange(16)}
-    split = parallel.shard_for_pmap(batch, 8)
+    split = Driver("pmap", mesh).put_batch(batch)
     assert split["image"].shape == (8, 2, 2) and split["label"].shape == (8, 2)
-    sharded = jax.device_put(batch["label"], parallel.data_sharding(parallel.make_mesh()))
-    devices = list(parallel.make_mesh().devices.flat)
+    sharded = Driver("jit", mesh).put_batch(batch)["label"]
+    devices = list(mesh.devices.flat)
     for shard in sharded.addressable_shards:
         np.testing.assert_array_equal(np.asarray(shard.data), split["label"][devices.index(shard.device)])
-    with pytest.raises(ValueError, match="batch size 10 does not divide across 8"):
-        parallel.shard_for_pmap(np.zeros((10, 2)), 8)
+    with pytest.raises(ValueError, match="runs on all 8 local devices.*num_devices at 0"):
+        Driver("pmap", parallel.make_mesh(4))
 
 
 # ------------------------------------------------------------------ multi-host
@@ -163,7 +170,7 @@ def test_maybe_initialize_distributed_is_a_no_op_without_settings():
 _WORKER = textwrap.dedent("""
     import sys
     import ml_collections
-    from rl_repr import parallel
+    from rl_repr.core import mesh as parallel
 
     process_id, port = int(sys.argv[1]), sys.argv[2]
     config = ml_collections.ConfigDict({"distributed": {
@@ -173,14 +180,14 @@ _WORKER = textwrap.dedent("""
     assert parallel.maybe_initialize_distributed(config)  # idempotent
 
     import jax, jax.numpy as jnp, numpy as np
-    from jax.sharding import PartitionSpec as P
+    from jax.sharding import NamedSharding, PartitionSpec as P
     assert (jax.process_count(), jax.device_count(), jax.local_device_count()) == (2, 8, 4)
     mesh = parallel.make_mesh()
     local = np.arange(4 * 2, dtype=np.float32).reshape(4, 2) + 8 * process_id  # rows of 0..15
-    x = jax.make_array_from_process_local_data(parallel.data_sharding(mesh), local)
-    psum = jax.jit(parallel.shard_map_fn(lambda v: jax.lax.psum(v.sum(), "data"), mesh,
-                                         in_specs=P("data"), out_specs=P()))(x)
-    jit_sum = jax.jit(jnp.sum, out_shardings=parallel.replicated_sharding(mesh))(x)
+    x = jax.make_array_from_process_local_data(NamedSharding(mesh, P("data")), local)
+    psum = jax.jit(jax.shard_map(lambda v: jax.lax.psum(v.sum(), "data"), mesh=mesh,
+                                 in_specs=P("data"), out_specs=P(), check_vma=False))(x)
+    jit_sum = jax.jit(jnp.sum, out_shardings=NamedSharding(mesh, P()))(x)
     print("RESULT", process_id, float(psum.addressable_data(0)), float(jit_sum.addressable_data(0)))
     jax.distributed.shutdown()
 """)

@@ -7,7 +7,7 @@ the letters are distinct classes.
 import numpy as np
 import pytest
 
-from rl_repr.data import rendered_glyphs as rg
+from rl_repr.data.images import rendered_glyphs as rg
 
 
 def test_block_counts_match_a_loop_over_4x4_blocks():

@@ -4,14 +4,14 @@ import jax
 import numpy as np
 import pytest
 
-from rl_repr.train import simclr
+from rl_repr.core import runner
 from simclr_tiny import tiny_simclr_config
 
 NUM_STEPS = 3
 
 
 def _train(config, num_steps=NUM_STEPS):
-    run = simclr.build_run(config)
+    run = runner.build(config)
     placed = run.driver.put_state(run.state)
     losses = []
     for step in range(num_steps):
@@ -50,4 +50,4 @@ def test_loss_decreases_and_params_move(jit_8_devices):
 
 def test_batch_that_does_not_divide_across_devices_is_a_clear_error():
     with pytest.raises(ValueError, match="8 devices"):
-        simclr.build_run(tiny_simclr_config(batch_size=12))
+        runner.build(tiny_simclr_config(batch_size=12))

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from rl_repr.train import simclr
+from rl_repr.core import runner
 from simclr_tiny import tiny_simclr_config
 
 NUM_STEPS = 3
@@ -43,7 +43,7 @@ def test_two_processes_match_one_process_with_eight_devices(tmp_path):
         log.seek(0)
         assert code == 0, log.read()[-3000:]
 
-    run = simclr.build_run(tiny_simclr_config(parallel="jit"))
+    run = runner.build(tiny_simclr_config(parallel="jit"))
     placed = run.driver.put_state(run.state)
     losses = []
     for step in range(NUM_STEPS):

@@ -4,11 +4,10 @@ import signal
 
 import chex
 import jax
-import numpy as np
 import pytest
 
-from rl_repr import checkpoint
-from rl_repr.train import drivers, simclr
+from rl_repr.core import checkpoint, drivers, runner
+from rl_repr.simclr import trainer as simclr_trainer
 from simclr_tiny import tiny_simclr_config
 
 
@@ -19,7 +18,7 @@ def _config():
 
 def _final_params(workdir):
     ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), save_every_steps=2)
-    run = simclr.build_run(_config())
+    run = runner.build(_config())
     state, step = ckpt.restore_latest(run.state)
     ckpt.close()
     return jax.device_get(state.params), step
@@ -28,7 +27,7 @@ def _final_params(workdir):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("uninterrupted"))
-    results = simclr.train_and_evaluate(_config(), workdir)
+    results = runner.run("simclr", _config(), workdir)
     return workdir, results
 
 
@@ -66,7 +65,7 @@ def test_preempted_then_killed_run_resumes_to_identical_parameters(uninterrupted
 
     # 1) SIGTERM during step 3: the loop checkpoints step 3 and stops.
     _interrupt_at(monkeypatch, 3, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    assert simclr.train_and_evaluate(_config(), workdir) == {"stopped_at_step": 3}
+    assert runner.run("simclr", _config(), workdir) == {"stopped_at_step": 3}
     monkeypatch.undo()
 
     # 2) A hard crash in the second step after resuming (global step 5): checkpoint 4 survives.
@@ -74,11 +73,11 @@ def test_preempted_then_killed_run_resumes_to_identical_parameters(uninterrupted
         raise KeyboardInterrupt("killed")
     _interrupt_at(monkeypatch, 2, crash)
     with pytest.raises(KeyboardInterrupt):
-        simclr.train_and_evaluate(_config(), workdir)
+        runner.run("simclr", _config(), workdir)
     monkeypatch.undo()
 
     # 3) Rerun the same command: resumes from step 4 and finishes.
-    results = simclr.train_and_evaluate(_config(), workdir)
+    results = runner.run("simclr", _config(), workdir)
     params, step = _final_params(workdir)
     ref_params, ref_step = _final_params(reference_dir)
     assert step == ref_step == 6
@@ -87,12 +86,12 @@ def test_preempted_then_killed_run_resumes_to_identical_parameters(uninterrupted
 
 
 def test_whole_run_compiles_the_step_once(tmp_path, monkeypatch):
-    original = simclr.make_per_device_step
+    original = simclr_trainer.make_per_device_step
 
     def counted(*args, **kwargs):
         return chex.assert_max_traces(original(*args, **kwargs), n=1)
 
-    monkeypatch.setattr(simclr, "make_per_device_step", counted)
+    monkeypatch.setattr(simclr_trainer, "make_per_device_step", counted)
     config = _config()
     config.eval_every_steps = 2  # the kNN monitor between steps must not force a retrace
-    simclr.train_and_evaluate(config, str(tmp_path))
+    runner.run("simclr", config, str(tmp_path))

@@ -9,7 +9,7 @@ than they resemble other classes.
 import numpy as np
 import pytest
 
-from rl_repr.data import stroke_characters as sc
+from rl_repr.data.images import stroke_characters as sc
 
 
 def test_rasteriser_matches_dense_sampling_of_the_segments_and_fills_the_box():

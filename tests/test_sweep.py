@@ -2,14 +2,15 @@
 import functools
 import importlib.util
 import json
+import logging
 import os
 
 import pytest
 
-from rl_repr import config_utils, sweep
-from rl_repr.sweep_report import TableLayout
-from rl_repr.train import simclr
-from rl_repr.train.simclr_config import validate_simclr_config
+from rl_repr import sweeps as sweep
+from rl_repr.core import config as cfg
+from rl_repr.core import recipes, runner
+from rl_repr.sweeps import TableLayout
 from simclr_tiny import tiny_simclr_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,7 +23,7 @@ def _grid_sweep(base=None, batch_sizes=(16, 32), epochs=(1.0, 2.0), scalings=("l
                          [{"lr_scaling": s, "base_lr": 0.5} for s in scalings])
     base = base if base is not None else tiny_simclr_config()
     base.lock()
-    return sweep.Sweep(name="test", base=base, layout=LAYOUT, validate=validate_simclr_config,
+    return sweep.Sweep(name="test", base=base, layout=LAYOUT,
                        cells=sweep.cells(grid, name_keys=("batch_size", "epochs", "lr_scaling")))
 
 
@@ -40,7 +41,7 @@ class _FakeTrainer:
     def __call__(self, config, workdir):
         self.calls.append(os.path.basename(workdir))
         os.makedirs(workdir, exist_ok=True)
-        config_utils.config_to_json(config, os.path.join(workdir, "config.json"))
+        recipes.config_to_json(config, os.path.join(workdir, "config.json"))
         if config.batch_size == self.diverge_batch:
             raise FloatingPointError("The training loss became nan at step 3")
         if config.batch_size == self.stop_batch:
@@ -75,10 +76,10 @@ def test_bad_override_fails_before_any_cell_trains(tmp_path):
     trainer = _FakeTrainer()
     bad = sweep.Sweep("s", tiny_simclr_config(), sweep.cells([{"batch_sze": 16}]),
                       TableLayout(rows="batch_sze"))
-    with pytest.raises(config_utils.ConfigError, match="batch_sze"):
+    with pytest.raises(cfg.ConfigError, match="batch_sze"):
         sweep.run_sweep(bad, str(tmp_path), train_fn=trainer)
     invalid = _grid_sweep(scalings=("linear", "cubic"))  # a valid key, a value its rules reject
-    with pytest.raises(config_utils.ConfigError, match="cell 'batch_size=16,epochs=1,lr_scaling=cubic'"):
+    with pytest.raises(cfg.ConfigError, match="cell 'batch_size=16,epochs=1,lr_scaling=cubic'"):
         sweep.run_sweep(invalid, str(tmp_path), train_fn=trainer)
     assert trainer.calls == []
 
@@ -98,7 +99,7 @@ def test_digits_grid_is_the_promised_size_and_fits_forty_minutes():
     for arg in ("imagenet", "cifar10"):
         paper = sweep.load_sweep_file(os.path.join(REPO, f"configs/ablations/batch_size.py:{arg}"))
         for cell in paper.cells:
-            validate_simclr_config(sweep.cell_config(paper.base, cell.overrides))
+            runner.validate(sweep.cell_config(paper.base, cell.overrides))
 
 
 # ----------------------------------------------------------------------------- running
@@ -144,25 +145,26 @@ def test_an_interrupted_cell_stops_the_sweep_and_a_changed_config_is_refused(tmp
     assert summary["done"] == 0 and "rerun the same command" in lines[-1]
 
     changed = _grid_sweep(base=tiny_simclr_config(temperature=0.2))
-    with pytest.raises(config_utils.ConfigError, match=r"different config \(keys \['temperature'\]"):
+    with pytest.raises(cfg.ConfigError, match=r"different config \(keys \['temperature'\]"):
         sweep.run_sweep(changed, str(tmp_path), train_fn=_FakeTrainer())
 
 
 @pytest.mark.slow
-def test_real_cell_resumes_from_its_checkpoint_then_is_skipped(tmp_path, capsys):
+def test_real_cell_resumes_from_its_checkpoint_then_is_skipped(tmp_path, caplog):
     """One real SimCLR cell: preempted after 2 of its 4 steps, resumed by the next sweep run
     (the trainer restores its checkpoint), and skipped by the one after."""
     base = tiny_simclr_config(log_every_steps=1, num_devices=1)
     base.lock()
     one = sweep.Sweep("real", base, sweep.cells([{"temperature": 0.5}]), TableLayout(rows="temperature"))
-    preempted = functools.partial(simclr.train_and_evaluate, stop_after_step=2)
+    preempted = functools.partial(runner.run, "simclr", stop_after_step=2)
     sweep.run_sweep(one, str(tmp_path), train_fn=preempted, plot=False)
     workdir = tmp_path / one.cells[0].name
     assert not (workdir / "results.json").exists() and (workdir / "checkpoints").is_dir()
 
-    capsys.readouterr()
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="rl_repr")
     summary = sweep.run_sweep(one, str(tmp_path), plot=False)
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "training (resuming)" in out and "Resuming from the checkpoint at step 2" in out
     results = summary["cells"][0]["results"]
     assert summary["done"] == 1 and results["steps"] == 4 and 0.0 <= results["linear_probe_accuracy"] <= 1.0

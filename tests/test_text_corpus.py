@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rl_repr.data import text_batches as tb
-from rl_repr.data import text_vocab as tv
+from rl_repr.data.text import batches as tb
+from rl_repr.data.text import vocab as tv
 
 
 def _corpus(ids, sentence_lengths=None):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from rl_repr.data import tfds_images
+from rl_repr.data.images import tfds as tfds_images
 
 NUM_TRAIN, NUM_TEST = 10, 4
 FIXED_SHAPE = (6, 5, 3)

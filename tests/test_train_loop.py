@@ -1,16 +1,15 @@
 """The shared loop on a toy problem: NaN losses stop the run without losing checkpoints."""
 import json
-import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rl_repr import checkpoint, parallel
-from rl_repr.train.drivers import Driver
-from rl_repr.train.loop import LoopConfig, NonFiniteLossError, train_loop
-from rl_repr.train.metrics import MetricsWriter
+from rl_repr.core import checkpoint
+from rl_repr.core import mesh as parallel
+from rl_repr.core.drivers import Driver
+from rl_repr.core.loop import LoopConfig, NonFiniteLossError, train_loop
+from rl_repr.core.metrics import MetricsWriter
 
 
 def _toy(tmp_path, lr):

@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from rl_repr import config_utils, losses, parallel
-from rl_repr.data import text_batches as tb
-from rl_repr.data import text_vocab as tv
-from rl_repr.train import word2vec
-from rl_repr.train import word2vec_slots as w2v_slots
-from rl_repr.train import word2vec_step as w2v
-from rl_repr.train.drivers import Driver
-from rl_repr.train.word2vec_config import word2vec_defaults
+from rl_repr import losses
+from rl_repr.core import config as config_utils
+from rl_repr.core import mesh as parallel
+from rl_repr.core import runner
+from rl_repr.core.drivers import Driver
+from rl_repr.data.text import batches as tb
+from rl_repr.data.text import vocab as tv
+from rl_repr.word2vec import slots as w2v_slots
+from rl_repr.word2vec import step as w2v
+from rl_repr.word2vec.config import word2vec_defaults
 
 VOCAB, DIM, WINDOW, K, LENGTH = 40, 6, 2, 3, 12
 
@@ -276,13 +278,13 @@ def test_step_sync_on_one_device_is_plain_sgd():
     np.testing.assert_allclose(result.output_vectors, expected.output_vectors, rtol=1e-6, atol=1e-6)
 
 
-def test_cpu_devices_cannot_change_a_running_backend(capsys):
+def test_cpu_devices_cannot_change_a_running_backend(caplog):
     jax.devices()  # the backend is running (8 fake CPU devices in the tests)
     assert parallel.request_cpu_devices(0) is False
     assert parallel.request_cpu_devices(jax.local_device_count("cpu")) is True  # already so: silent
-    assert capsys.readouterr().out == ""
+    assert caplog.text == ""
     assert parallel.request_cpu_devices(3) is False
-    assert "cpu_devices=3 not applied" in capsys.readouterr().out
+    assert "cpu_devices=3 not applied" in caplog.text
 
 
 # ------------------------------------------------------------------------- the trainer
@@ -301,7 +303,7 @@ def _tiny_config(**overrides):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("w2v_full"))
-    return workdir, word2vec.train_and_evaluate(_tiny_config(), workdir)
+    return workdir, runner.run("word2vec", _tiny_config(), workdir)
 
 
 def test_training_recovers_planted_topics(uninterrupted):
@@ -313,16 +315,16 @@ def test_training_recovers_planted_topics(uninterrupted):
 
 
 def test_hogwild_training_recovers_planted_topics(tmp_path):
-    results = word2vec.train_and_evaluate(_tiny_config(num_devices=2, table_sync="step"), str(tmp_path))
+    results = runner.run("word2vec", _tiny_config(num_devices=2, table_sync="step"), str(tmp_path))
     assert results["devices"] == 2 and results["topic_neighbour_accuracy"] >= 0.9, results
 
 
 def test_resume_gives_the_tables_of_an_uninterrupted_run(uninterrupted, tmp_path):
     full_dir, full = uninterrupted
     workdir = str(tmp_path / "resumed")
-    stopped = word2vec.train_and_evaluate(_tiny_config(), workdir, stop_after_step=3)
+    stopped = runner.run("word2vec", _tiny_config(), workdir, stop_after_step=3)
     assert stopped == {"stopped_at_step": 3}
-    resumed = word2vec.train_and_evaluate(_tiny_config(), workdir)
+    resumed = runner.run("word2vec", _tiny_config(), workdir)
     assert resumed["steps"] == full["steps"]
     with open(os.path.join(full_dir, "embeddings", "vectors.txt")) as a, \
             open(os.path.join(workdir, "embeddings", "vectors.txt")) as b:
@@ -333,14 +335,14 @@ def test_config_errors_name_the_key():
     bad = _tiny_config()
     bad.negative_sharing = "everything"
     with pytest.raises(config_utils.ConfigError, match="negative_sharing"):
-        word2vec.train_and_evaluate(bad, "/nonexistent/never-written")
+        runner.run("word2vec", bad, "/nonexistent/never-written")
     unknown = _tiny_config()
     unknown.data.windw = 3
     with pytest.raises(config_utils.ConfigError, match="data.windw"):
-        word2vec.train_and_evaluate(unknown, "/nonexistent/never-written")
+        runner.run("word2vec", unknown, "/nonexistent/never-written")
     with pytest.raises(ValueError, match="multiple"):
         w2v.negatives_shape("row", window=2, positions_per_row=8, negatives_per_pair=5, shared_negatives=7)
     jit_hogwild = _tiny_config(parallel="jit", table_sync="step")
     with pytest.raises(config_utils.ConfigError, match="table_sync.*shard_map"):
-        word2vec.train_and_evaluate(jit_hogwild, "/nonexistent/never-written")
+        runner.run("word2vec", jit_hogwild, "/nonexistent/never-written")
     assert isinstance(_tiny_config(), ml_collections.ConfigDict)

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from rl_repr import evaluate_words, export_embeddings
-from rl_repr.data import text_vocab as tv
+from rl_repr.data.text import vocab as tv
+from rl_repr.word2vec import evaluation as evaluate_words
+from rl_repr.word2vec import export as export_embeddings
 
 gensim_models = pytest.importorskip("gensim.models")
 

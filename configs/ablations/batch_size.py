@@ -10,8 +10,8 @@ Arguments:
             100/200/400/800 epochs; linear 1.0 x B/256 (the recipe) and a sqrt base chosen so
             both scalings give the recipe's LR at its batch of 512.
   digits    the offline grid on the bundled digits (1,437 training images): batch 32...1024 x
-            10/25/50 epochs x both scalings, 36 cells; about 30 min on a quiet 2-core CPU
-            (``--list`` prints the estimate). sqrt keeps the recipe's base 0.3; linear's base
+            10/25/50 epochs x both scalings, 36 cells (``--list`` prints the expected time
+            from the cost model below). sqrt keeps the recipe's base 0.3; linear's base
             (4.8) gives the same LR at the recipe's batch of 256.
   digits_quick  a 12-cell subset (batch 64/256/1024 x 5/15 epochs) for a first look.
 
@@ -22,19 +22,17 @@ lengthens; sqrt scaling beats linear at small batches and short training.
 """
 import os
 
-from rl_repr import sweep
-from rl_repr.config_utils import load_config_file
-from rl_repr.sweep_report import TableLayout
-from rl_repr.train.simclr_config import validate_simclr_config
+from rl_repr import sweeps
+from rl_repr.core.recipes import launch_arguments, load_config_file
 
 _CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS_TRAIN_IMAGES = 1437
-# Measured cost of the digits recipe on a quiet 2-core CPU: ~0.2 s per 256-image step, and
+# Cost model of the digits recipe for that estimate (a small CPU): ~0.2 s per 256-image step, and
 # about 20 s per cell to build, compile, checkpoint and evaluate.
 SECONDS_PER_IMAGE = 0.2 / 256
 SECONDS_PER_CELL = 20.0
 
-LAYOUT = TableLayout(rows="batch_size", columns="epochs", split="lr_scaling",
+LAYOUT = sweeps.TableLayout(rows="batch_size", columns="epochs", split="lr_scaling",
                      metrics=("linear_probe_accuracy", "knn_accuracy"), row_label="batch size",
                      column_label="epochs", metric_labels={"linear_probe_accuracy": "linear evaluation",
                                                            "knn_accuracy": "kNN"})
@@ -57,19 +55,21 @@ def digits_cost_seconds(batch_sizes, epochs, num_scalings: int = 2) -> float:
     return images * SECONDS_PER_IMAGE + cells * SECONDS_PER_CELL
 
 
-def get_sweep(arg=None) -> sweep.Sweep:
+def get_sweep(arg=None) -> sweeps.Sweep:
+    grids = ("digits", "digits_quick", "imagenet", "cifar10")
+    arg = launch_arguments(arg, "configs/ablations/batch_size.py", tokens=grids, exactly_one=grids).tokens[0]
     warmup = 10.0
     if arg in ("digits", "digits_quick"):
         batch_sizes, epochs = ((32, 64, 128, 256, 512, 1024), (10, 25, 50)) if arg == "digits" else \
             ((64, 256, 1024), (5, 15))
-        base = sweep.ablation_base(os.path.join(_CONFIGS, "simclr_digits.py"))
+        base = sweeps.ablation_base(os.path.join(_CONFIGS, "simclr_digits.py"))
         scalings = _scalings(linear_base=0.3 * 256 ** 0.5, sqrt_base=0.3)  # both 4.8 at B=256
         warmup = None
         minutes = digits_cost_seconds(batch_sizes, epochs) / 60
         reduced = "Reduced grid, a first look; " if arg == "digits_quick" else ""
         note = (f"{reduced}Offline reproduction on digits ({arg}): ResNet-18 x0.25, batch sizes {list(batch_sizes)}, "
                 f"epochs {list(epochs)}, LARS with linear (4.8 x B/256) or sqrt (0.3 x sqrt(B)) LR scaling; "
-                f"expected about {minutes:.0f} min on a quiet 2-core CPU.")
+                f"expected about {minutes:.0f} min on a small idle CPU.")
     elif arg == "imagenet":
         batch_sizes, epochs = (256, 512, 1024, 2048, 4096, 8192), (100, 200, 400, 800)
         base = load_config_file(os.path.join(_CONFIGS, "simclr_imagenet.py"))
@@ -80,11 +80,8 @@ def get_sweep(arg=None) -> sweep.Sweep:
         base = load_config_file(os.path.join(_CONFIGS, "simclr_cifar10.py"))
         scalings = _scalings(linear_base=1.0, sqrt_base=1.0 * 512 / 256 / 512 ** 0.5)
         note = "SimCLR Appendix B.9 axes on CIFAR-10: ResNet-18, LARS 1.0 x B/256 (linear) or 0.088 x sqrt(B)."
-    else:
-        raise ValueError(f"configs/ablations/batch_size.py takes 'digits', 'digits_quick', 'imagenet' or "
-                         f"'cifar10', not {arg!r}.")
     # Epochs vary slowest: a sweep stopped part-way has whole short-training columns first.
-    grid = sweep.product(_epochs(epochs, warmup), sweep.axis("batch_size", batch_sizes), scalings)
-    return sweep.Sweep(name=f"batch_size-{arg}", base=base,
-                       cells=sweep.cells(grid, name_keys=("batch_size", "epochs", "lr_scaling")),
-                       layout=LAYOUT, description=note, validate=validate_simclr_config)
+    grid = sweeps.product(_epochs(epochs, warmup), sweeps.axis("batch_size", batch_sizes), scalings)
+    return sweeps.Sweep(name=f"batch_size-{arg}", base=base,
+                        cells=sweeps.cells(grid, name_keys=("batch_size", "epochs", "lr_scaling")),
+                        layout=LAYOUT, description=note)

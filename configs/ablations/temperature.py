@@ -10,26 +10,25 @@ epochs), 'imagenet', 'cifar10'.
 """
 import os
 
-from rl_repr import sweep
-from rl_repr.sweep_report import TableLayout
-from rl_repr.train.simclr_config import validate_simclr_config
+from rl_repr import sweeps
+from rl_repr.core.recipes import launch_arguments
 
 _CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RECIPES = {"digits": "simclr_digits.py", "digits_quick": "simclr_digits.py",
             "imagenet": "simclr_imagenet.py", "cifar10": "simclr_cifar10.py"}
 TEMPERATURES = (0.05, 0.1, 0.2, 0.5, 1.0)
 
-LAYOUT = TableLayout(rows="temperature", row_label="temperature",
+LAYOUT = sweeps.TableLayout(rows="temperature", row_label="temperature",
                      metrics=("linear_probe_accuracy", "knn_accuracy"),
                      metric_labels={"linear_probe_accuracy": "linear evaluation", "knn_accuracy": "kNN"})
 
 
-def get_sweep(arg=None) -> sweep.Sweep:
-    if arg not in _RECIPES:
-        raise ValueError(f"configs/ablations/temperature.py takes one of {sorted(_RECIPES)}, not {arg!r}.")
-    base = sweep.ablation_base(os.path.join(_CONFIGS, _RECIPES[arg]), quick=arg == "digits_quick")
+def get_sweep(arg=None) -> sweeps.Sweep:
+    arg = launch_arguments(arg, "configs/ablations/temperature.py", tokens=tuple(_RECIPES),
+                           exactly_one=tuple(_RECIPES)).tokens[0]
+    base = sweeps.ablation_base(os.path.join(_CONFIGS, _RECIPES[arg]), quick=arg == "digits_quick")
     reduced = "Reduced budget, a first look; " if arg == "digits_quick" else ""
     note = f"{reduced}Temperature ablation ({arg}): {base.epochs:g} epochs, batch {base.batch_size}."
-    return sweep.Sweep(name=f"temperature-{arg}", base=base,
-                       cells=sweep.cells(sweep.axis("temperature", TEMPERATURES)), layout=LAYOUT,
-                       description=note, validate=validate_simclr_config)
+    return sweeps.Sweep(name=f"temperature-{arg}", base=base,
+                        cells=sweeps.cells(sweeps.axis("temperature", TEMPERATURES)), layout=LAYOUT,
+                        description=note)

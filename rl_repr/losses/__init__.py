@@ -5,8 +5,16 @@ Each private module groups one kind of loss and lists its public names in
 
     from rl_repr import losses
     loss = losses.nt_xent(z1, z2, temperature=0.5)
+
+Modules: ``contrastive`` (NT-Xent, InfoNCE, MoCo's queue), ``metric`` and ``distances``
+(triplet mining, Siamese pairs), ``metric_learning`` (a mining strategy by name, the instance
+term), ``word2vec`` (skip-gram), ``classification`` (label smoothing, distillation) and
+``collectives`` (gathers a per-device program needs).
 """
 from rl_repr.losses.contrastive import *  # noqa: F401,F403
+from rl_repr.losses.distances import *  # noqa: F401,F403
 from rl_repr.losses.metric import *  # noqa: F401,F403
 from rl_repr.losses.word2vec import *  # noqa: F401,F403
 from rl_repr.losses.classification import *  # noqa: F401,F403
+from rl_repr.losses.collectives import *  # noqa: F401,F403
+from rl_repr.losses.metric_learning import *  # noqa: F401,F403

@@ -1,11 +1,11 @@
 """Classification losses: label-smoothed cross-entropy and knowledge distillation.
 
-Label smoothing (slides 001; Szegedy et al. 2016, "Rethinking the Inception
+Label smoothing (Szegedy et al. 2016, "Rethinking the Inception
 Architecture", arXiv:1512.00567): labels are assumed right with probability
 ``1 - eps``, so the target puts ``1 - eps`` on the labelled class and spreads
 ``eps`` evenly over the other ``k - 1`` classes.
 
-Distillation (slides 001; Hinton, Vinyals & Dean 2015, "Distilling the
+Distillation (Hinton, Vinyals & Dean 2015, "Distilling the
 Knowledge in a Neural Network", arXiv:1503.02531): the student matches the
 teacher's temperature-softened distribution, mixed with the ordinary loss on
 the hard labels.
@@ -42,7 +42,7 @@ def _check_logits_labels(fn: str, logits: Array, labels: Array) -> None:
 def smooth_labels(
     labels: Array, num_classes: int, epsilon: float = 0.1, dtype: DTypeLike = jnp.float32
 ) -> Array:
-    """The slides' smoothed targets: ``1 - eps`` on the label, ``eps / (k - 1)`` elsewhere.
+    """Smoothed targets: ``1 - eps`` on the label, ``eps / (k - 1)`` elsewhere.
 
     ``q[..., j] = (1 - eps) if j == labels[...] else eps / (k - 1)``; each row
     sums to 1, and ``eps = (k - 1) / k`` gives the uniform distribution.
@@ -79,7 +79,7 @@ def smooth_labels(
 def label_smoothing_cross_entropy(
     logits: Array, labels: Array, epsilon: float = 0.1
 ) -> Array:
-    """Cross-entropy against the slides' smoothed targets (see :func:`smooth_labels`).
+    """Cross-entropy against smoothed targets (see :func:`smooth_labels`).
 
     ``L = mean_i [ -sum_j q_ij log softmax(z_i)_j ]`` with
     ``q_ij = 1 - eps`` for ``j = y_i`` and ``eps / (k - 1)`` otherwise.

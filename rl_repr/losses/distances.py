@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
+    "DISTANCES",
     "pairwise_squared_euclidean",
     "pairwise_euclidean",
     "pairwise_cosine_distance",
@@ -174,6 +175,10 @@ _PAIRWISE = {
     "euclidean": pairwise_euclidean,
     "cosine": pairwise_cosine_distance,
 }
+
+
+# The distances every metric loss accepts, by name.
+DISTANCES = tuple(_PAIRWISE)
 
 
 def _check_name(fn: str, distance: str) -> None:

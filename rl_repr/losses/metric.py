@@ -1,7 +1,7 @@
 """Metric-learning losses: triplet (given or mined online) and Siamese pair loss.
 
 A triplet (anchor a, positive p, negative n) asks for ``d(a, p) + margin <=
-d(a, n)``; its loss is ``max(d(a, p) - d(a, n) + margin, 0)`` (slides 002;
+d(a, n)``; its loss is ``max(d(a, p) - d(a, n) + margin, 0)`` (
 Schroff, Kalenichenko & Philbin 2015, "FaceNet", arXiv:1503.03832).
 
 The online-mining losses take one labelled batch ``(embeddings [B, d], labels
@@ -44,6 +44,7 @@ __all__ = [
     "paired_distance",
     "triplet_loss",
     "batch_all_triplet_loss",
+    "batch_all_triplet_loss_and_fraction",
     "batch_hard_triplet_loss",
     "semi_hard_triplet_loss",
     "contrastive_pair_loss",
@@ -91,7 +92,7 @@ def triplet_loss(
     *,
     distance: DistanceName = "squared_euclidean",
 ) -> Array:
-    """Triplet margin loss for given triplets (FaceNet; slides 002).
+    """Triplet margin loss for given triplets (FaceNet).
 
     ``L = mean_i max(d(a_i, p_i) - d(a_i, n_i) + margin, 0)``
 
@@ -99,7 +100,7 @@ def triplet_loss(
       anchor, positive, negative: embeddings of shape ``[..., d]`` (all equal);
         row ``i`` of each forms one triplet.
       margin: ``alpha``; FaceNet uses 0.2 on L2-normalised embeddings.
-      distance: ``'squared_euclidean'`` (FaceNet, the slides), ``'euclidean'``
+      distance: ``'squared_euclidean'`` (FaceNet), ``'euclidean'``
         or ``'cosine'``.
 
     Returns:
@@ -119,13 +120,8 @@ def triplet_loss(
     return jnp.mean(jax.nn.relu(d_ap - d_an + margin))
 
 
-def batch_all_triplet_loss(
-    embeddings: Array,
-    labels: Array,
-    margin: float = 0.2,
-    *,
-    distance: DistanceName = "squared_euclidean",
-) -> tuple[Array, Array]:
+def batch_all_triplet_loss(embeddings: Array, labels: Array, margin: float = 0.2, *,
+                           distance: DistanceName = "squared_euclidean") -> Array:
     """Batch-all triplet loss: every valid triplet in the batch (Hermans et al. 2017).
 
     With ``l(a, p, n) = max(D[a, p] - D[a, n] + margin, 0)`` over all valid
@@ -152,11 +148,21 @@ def batch_all_triplet_loss(
       distance: default ``'squared_euclidean'`` (FaceNet).
 
     Returns:
-      ``(loss, fraction_active)``, two scalars.
+      The scalar loss (:func:`batch_all_triplet_loss_and_fraction` also returns ``fraction``).
 
     Example::
 
-      loss, frac = batch_all_triplet_loss(emb, labels, margin=0.2)
+      loss = batch_all_triplet_loss(emb, labels, margin=0.2)
+    """
+    return batch_all_triplet_loss_and_fraction(embeddings, labels, margin, distance=distance)[0]
+
+
+def batch_all_triplet_loss_and_fraction(embeddings: Array, labels: Array, margin: float = 0.2, *,
+                                        distance: DistanceName = "squared_euclidean") -> tuple[Array, Array]:
+    """:func:`batch_all_triplet_loss` and the fraction of valid triplets that are active.
+
+    Returns ``(loss, fraction_active)``, two scalars; differentiate with ``has_aux``-style
+    unpacking, e.g. ``jax.grad(lambda e: batch_all_triplet_loss_and_fraction(e, y)[0])``.
     """
     _check_labelled_batch("batch_all_triplet_loss", embeddings, labels)
     dist = pairwise_distance(embeddings, distance=distance)

@@ -1,4 +1,4 @@
-"""Skip-gram losses for word2vec (Mikolov et al. 2013; slides 002).
+"""Skip-gram losses for word2vec (Mikolov et al. 2013).
 
 Skip-gram keeps two tables: *input* vectors ``v`` for centre words and
 *output* vectors ``u`` for context words. For a centre word ``c`` and an
@@ -12,7 +12,7 @@ observed context word ``o``:
 
     l(c, o, n_1..n_K) = -log sigma(u_o . v_c) - sum_{k=1}^{K} log sigma(-u_{n_k} . v_c)
 
-  (the slides' ``p(y = 1 | t, c) = sigma(w_t^T e_c + b_t)``, without the bias,
+  (``p(y = 1 | t, c) = sigma(w_t^T e_c + b_t)``, without the bias,
   as in the paper). ``K`` is 5-20 for small corpora, 2-5 for large ones.
 
 Every ``log sigma`` is ``jax.nn.log_sigmoid``, which stays finite for large
@@ -173,14 +173,14 @@ def skipgram_full_softmax_loss(
 
     ``L = (1/B) sum_i [ logsumexp_j (u_j . v_{c_i} + b_j) - (u_{o_i} . v_{c_i} + b_{o_i}) ]``
 
-    (slides 002: ``p(t | c) = exp(w_t^T e_c + b_t) / sum_j exp(w_j^T e_c + b_j)``).
+    (``p(t | c) = exp(w_t^T e_c + b_t) / sum_j exp(w_j^T e_c + b_j)``).
     Costs ``O(B V d)``; it is the reference that negative sampling approximates.
 
     Args:
       center_vectors_in: ``v_c``, ``[B, d]``.
       output_table: every output vector ``u_j``, ``[V, d]``.
       context_ids: ``[B]`` integer ids ``o_i`` in ``[0, V)``.
-      output_bias: optional ``[V]`` biases ``b_j`` (the slides' form); none by default.
+      output_bias: optional ``[V]`` biases ``b_j``; none by default.
 
     Returns:
       Scalar: the mean cross-entropy over ``B``.

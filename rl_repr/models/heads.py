@@ -16,8 +16,12 @@ import jax
 import jax.numpy as jnp
 
 from rl_repr.models.norm_choice import norm_factory
+from rl_repr.models.precision import parameter_dtype
 
-__all__ = ["ProjectionHead"]
+__all__ = ["ProjectionHead", "HEAD_NORMS"]
+
+# A head's norm after each dense layer ('none': dense layers with biases and no norm).
+HEAD_NORMS = ("batch", "layer", "none")
 
 
 class ProjectionHead(nn.Module):
@@ -37,7 +41,7 @@ class ProjectionHead(nn.Module):
       output_dim: width of z (128 in SimCLR).
       use_norm: batch norm (or ``norm``) after each dense layer.
       norm: 'batch', 'layer' or 'group' (see ``norm_factory``).
-      dtype: compute dtype (params float32; outputs returned in float32).
+      dtype: compute dtype (params and outputs float32; float64 for a float64 head).
       bn_momentum: batch norm's weight of the old running value.
       bn_axis_name: mapped axis for global batch norm under shard_map/pmap.
       num_groups: G when ``norm='group'``.
@@ -54,7 +58,7 @@ class ProjectionHead(nn.Module):
     num_groups: int = 32
 
     @nn.compact
-    def __call__(self, h: jax.Array, train: bool) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    def __call__(self, h: jax.Array, train: bool = False) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         """Representation ``h: [N, D]`` -> ``(z, (h, a_1, ..., a_k))``, all float32.
 
         ``z`` is ``[N, output_dim]`` (``[N, D]`` when ``num_layers == 0``); the
@@ -65,19 +69,20 @@ class ProjectionHead(nn.Module):
             raise ValueError(f"ProjectionHead: h has shape {h.shape}; pass pooled features [N, D].")
         if self.num_layers < 0:
             raise ValueError(f"ProjectionHead: num_layers={self.num_layers} must be >= 0.")
-        norm = norm_factory(self.norm, train=train, dtype=self.dtype,
+        param_dtype = parameter_dtype(self.dtype, "ProjectionHead")
+        norm = norm_factory(self.norm, train=train, dtype=self.dtype, param_dtype=param_dtype,
                             bn_momentum=self.bn_momentum, bn_axis_name=self.bn_axis_name,
                             num_groups=self.num_groups)
         hidden_dim = self.hidden_dim or h.shape[-1]
-        outputs = [h.astype(jnp.float32)]
+        outputs = [h.astype(param_dtype)]
         a = h.astype(self.dtype)
         for i in range(self.num_layers):
             last = i == self.num_layers - 1
             a = nn.Dense(self.output_dim if last else hidden_dim, use_bias=not self.use_norm,
-                         dtype=self.dtype, param_dtype=jnp.float32, name=f"dense{i + 1}")(a)
+                         dtype=self.dtype, param_dtype=param_dtype, name=f"dense{i + 1}")(a)
             if self.use_norm:
                 a = norm(use_bias=not last, name=f"norm{i + 1}")(a)
             if not last:
                 a = nn.relu(a)
-            outputs.append(a.astype(jnp.float32))
+            outputs.append(a.astype(param_dtype))
         return outputs[-1], tuple(outputs)

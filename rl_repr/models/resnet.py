@@ -30,8 +30,9 @@ import jax.numpy as jnp
 
 from rl_repr.models.explicit_gradient_conv import explicit_gradient_conv
 from rl_repr.models.norm_choice import NORM_KINDS, norm_factory
+from rl_repr.models.precision import parameter_dtype
 
-__all__ = ["ResNet", "BasicBlock", "BottleneckBlock", "STAGE_SIZES", "resnet_feature_dim",
+__all__ = ["ResNet", "BasicBlock", "BottleneckBlock", "STAGE_SIZES", "RESNET_DEPTHS", "resnet_feature_dim",
            "scaled_width"]
 
 ModuleDef = Callable[..., nn.Module]
@@ -44,6 +45,7 @@ STAGE_SIZES: dict[int, tuple[int, int, int, int]] = {
     101: (3, 4, 23, 3),
     152: (3, 8, 36, 3),
 }
+RESNET_DEPTHS = tuple(STAGE_SIZES)
 
 # torchvision's init: He-normal with fan_out for convs (norms start at scale 1,
 # bias 0); its nn.Linear default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the classifier.
@@ -161,7 +163,8 @@ class ResNet(nn.Module):
       norm: 'batch', 'group', 'layer' or 'instance'.
       residual: False builds the plain network (no shortcuts, no projections).
       zero_init_last_norm: zero scale in each block's last norm.
-      dtype: compute dtype; parameters and norm statistics stay float32.
+      dtype: compute dtype; parameters, norm statistics and outputs stay float32 (float64 for a
+        float64 model, which needs ``jax_enable_x64``; ``rl_repr.models.precision``).
       bn_momentum: batch norm's weight of the old running value.
       bn_axis_name: mapped axis name for cross-device batch norm under
         shard_map/pmap (None under jit, where statistics are global anyway).
@@ -185,10 +188,11 @@ class ResNet(nn.Module):
     explicit_conv_gradients: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """Images ``[N, H, W, C]`` -> logits ``[N, num_classes]`` or ``h [N, feature_dim]``.
 
-        The output is float32 whatever the compute dtype, so losses and softmax
+        ``train=False`` (the default) is inference: batch norm uses its running statistics.
+        The output is float32 whatever the (lower) compute dtype, so losses and softmax
         are evaluated in full precision. With batch norm and ``train=True`` call
         ``apply(..., mutable=['batch_stats'])`` to receive the new running
         statistics; with ``train=False`` they are read only.
@@ -198,10 +202,11 @@ class ResNet(nn.Module):
         if self.norm not in NORM_KINDS:
             raise ValueError(f"ResNet: norm={self.norm!r} is not one of {NORM_KINDS}.")
         block_class = _block_class(self.depth)
+        param_dtype = parameter_dtype(self.dtype, "ResNet")
         conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                                 param_dtype=jnp.float32, kernel_init=conv_kernel_init,
+                                 param_dtype=param_dtype, kernel_init=conv_kernel_init,
                                  conv_general_dilated=explicit_gradient_conv if self.explicit_conv_gradients else None)
-        norm = norm_factory(self.norm, train=train, dtype=self.dtype,
+        norm = norm_factory(self.norm, train=train, dtype=self.dtype, param_dtype=param_dtype,
                             bn_momentum=self.bn_momentum, bn_axis_name=self.bn_axis_name,
                             num_groups=self.num_groups)
         width = functools.partial(scaled_width, width_multiplier=self.width_multiplier)
@@ -228,9 +233,9 @@ class ResNet(nn.Module):
                 )(x)
 
         # Global average pooling in float32 (a bf16 sum over H*W loses precision).
-        h = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+        h = jnp.mean(x.astype(param_dtype), axis=(1, 2))
         if self.num_classes is None:
             return h
-        logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
+        logits = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=param_dtype,
                           kernel_init=dense_kernel_init, name="classifier")(h)
-        return logits.astype(jnp.float32)
+        return logits.astype(param_dtype)

@@ -3,7 +3,7 @@
 At test time batch norm uses fixed running statistics, so it is an affine map
 per output channel; composed with the (linear) conv or dense layer before it,
 it is again one conv or dense layer with a rescaled kernel and a new bias
-(the slides: "at test time BN becomes a linear operator and can be merged
+("at test time BN becomes a linear operator and can be merged
 with the preceding fully-connected or convolutional layer").
 """
 from __future__ import annotations

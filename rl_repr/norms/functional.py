@@ -3,7 +3,7 @@
 Every function takes the activations with the feature (channel) axis LAST
 (``[N, D]`` for dense layers, ``[N, H, W, C]`` for convolutions, any rank >= 2 in
 general), the learnable scale ``gamma`` and shift ``beta`` of shape ``[C]``
-(the slides' ``1 x D`` / ``1 x 1 x 1 x C``, broadcast over the leading axes), and
+(``1 x D`` / ``1 x 1 x 1 x C``, broadcast over the leading axes), and
 returns ``y = gamma * (x - mu) / sigma + beta`` with ``sigma = sqrt(var + eps)``.
 They differ only in which axes ``mu`` and ``var`` are averaged over
 (Wu & He 2018, "Group Normalization", Figure 2):
@@ -94,7 +94,7 @@ def _affine(
 
 
 def _mean_and_var(x: Array, axes: tuple[int, ...]) -> tuple[Array, Array]:
-    """Two-pass mean and biased variance (the slides' formula, exact in float32)."""
+    """Two-pass mean and biased variance (the textbook formula, exact in float32)."""
     x = x.astype(_stats_dtype(x))
     mean = jnp.mean(x, axis=axes, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
@@ -132,12 +132,12 @@ def batch_norm(
     (BN is then a fixed affine map, see :func:`fold_batch_norm`) and returns the
     running statistics unchanged.
 
-    Conventions: ``m = momentum = 0.9`` is the weight of the OLD value (the slides'
+    Conventions: ``m = momentum = 0.9`` is the weight of the OLD value (the usual
     and flax's convention; ``flax.linen.BatchNorm`` defaults to 0.99). PyTorch's
     ``momentum=0.1`` is the weight of the NEW value, i.e. ``m = 1 - 0.1``; PyTorch
     also stores the unbiased variance ``N/(N-1) * sigma^2`` in ``running_var``
     while normalizing with the biased one. Here both use the biased variance, as
-    in the slides and in flax, so porting torch running statistics is exact but
+    in flax, so porting torch running statistics is exact but
     continuing torch-style training differs by the factor N/(N-1).
 
     Cross-device statistics: with ``axis_name`` (inside ``jax.shard_map`` or

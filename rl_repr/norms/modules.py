@@ -79,8 +79,8 @@ class BatchNorm(_AffineNorm):
         use_running_average = nn.merge_param(
             "use_running_average", self.use_running_average, use_running_average)
         features = x.shape[-1]
-        running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
-        running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), self.param_dtype)
+        running_var = self.variable("batch_stats", "var", jnp.ones, (features,), self.param_dtype)
         scale, bias = self.scale_and_bias(features)
         y, (new_mean, new_var) = batch_norm(
             x, scale, bias, running_mean.value, running_var.value,

@@ -1,0 +1,66 @@
+"""The image data a trainer needs, from the dataset named in its config."""
+from __future__ import annotations
+
+import jax
+import ml_collections
+import numpy as np
+
+from rl_repr.data.images.batching import epoch_permutation_batches
+from rl_repr.data.images.digits import ImageDataset, load_digits
+from rl_repr.data.images.synthetic import make_synthetic_images
+
+
+def load_train_test(config: ml_collections.ConfigDict) -> tuple[ImageDataset, ImageDataset]:
+    """``(train, test)`` in memory for ``config.dataset``: 'digits' (bundled), 'synthetic'
+    (generated, ``config.synthetic_examples`` of ``config.synthetic_shape``), or a tfds name
+    read from ``config.data_dir`` (never downloaded)."""
+    name = config.dataset
+    if name == "digits":
+        return load_digits("train"), load_digits("test")
+    if name == "synthetic":
+        n_train = config.synthetic_examples
+        both = make_synthetic_images(n_train + max(10, n_train // 4), tuple(config.synthetic_shape),
+                                     seed=config.seed)
+        return _rows(both, slice(0, n_train)), _rows(both, slice(n_train, None))
+    from rl_repr.data.images.tfds import load_image_dataset  # noqa: PLC0415 (imports TensorFlow)
+
+    # A tfds set: each process reads only its own shard of the training split (and samples
+    # its rows of every global batch from it); every process reads the whole test split.
+    data_dir, size = config.data_dir or None, config.image_size or None
+    train = load_image_dataset(name, "train", data_dir, process_index=jax.process_index(),
+                               process_count=jax.process_count(), drop_remainder=True, image_size=size)
+    return train, load_image_dataset(name, "test", data_dir, image_size=size)
+
+
+def is_process_shard(config: ml_collections.ConfigDict) -> bool:
+    """Whether ``load_train_test`` gave this process only its shard of the training split."""
+    return config.dataset not in ("digits", "synthetic")
+
+
+def _rows(dataset: ImageDataset, rows: slice) -> ImageDataset:
+    return ImageDataset(images=dataset.images[rows], labels=dataset.labels[rows],
+                        num_classes=dataset.num_classes, name=dataset.name)
+
+
+def process_rows(seed: int, step: int, num_examples: int, batch_size: int, *,
+                 process_shard: bool = False) -> np.ndarray:
+    """This process's rows of the global batch for ``step`` (a pure function of the step,
+    so a resumed run reads exactly the batches of an uninterrupted one).
+
+    With the whole dataset on every process, process ``i`` takes the ``i``-th slice of one
+    global permutation. With ``process_shard`` (each process holds only its shard, of
+    ``num_examples`` rows), each process permutes its own shard with its own seed.
+    """
+    if process_shard:
+        count = jax.process_count()
+        return next(epoch_permutation_batches(seed * 1_000_003 + jax.process_index(), num_examples,
+                                              batch_size // count, start_step=step))
+    return next(epoch_permutation_batches(seed, num_examples, batch_size, start_step=step,
+                                          process_index=jax.process_index(),
+                                          process_count=jax.process_count()))
+
+
+def global_steps_per_epoch(config: ml_collections.ConfigDict, train: ImageDataset) -> int:
+    """Steps in one pass over the (global) training set."""
+    examples = train.num_examples * (jax.process_count() if is_process_shard(config) else 1)
+    return examples // config.batch_size
