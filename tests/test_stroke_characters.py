@@ -81,3 +81,32 @@ def test_warp_bends_each_image_and_is_off_by_default():
     assert np.all(np.abs(bent - strokes[0]) <= 0.05 * height * 3 / np.sqrt(3) + 1e-9)
     with pytest.raises(ValueError, match="warp"):
         sc.render_stroke_characters(2, 2, warp=0.6)
+
+
+def test_larger_characters_are_the_same_classes_with_grey_edges():
+    small = sc.render_stroke_characters(4, 3, seed=5)
+    large = sc.render_stroke_characters(4, 3, seed=5, size=32)
+    assert large.images.shape == (12, 32, 32, 1) and large.images.dtype == np.uint8
+    np.testing.assert_array_equal(large.labels, small.labels)
+    levels = np.unique(large.images)
+    assert levels[0] == 0 and levels[-1] == 255 and len(levels) == 5  # 2x2 supersampling: 0, 1/4 .. 1
+    # The same drawing reduced to 8x8 ink fractions looks like the 8x8 rendering.
+    reduced = large.images[..., 0].reshape(12, 8, 4, 8, 4).mean(axis=(2, 4))
+    assert np.corrcoef(reduced.ravel(), small.images.ravel().astype(float))[0, 1] > 0.8
+    with pytest.raises(ValueError, match="size=12"):
+        sc.render_stroke_characters(2, 2, size=12)
+
+
+def test_characters_dataset_splits_every_fifth_image_of_each_class():
+    import ml_collections
+
+    from rl_repr.core.config import ConfigError
+    from rl_repr.data.images import sources
+
+    config = ml_collections.ConfigDict(dict(dataset="characters:classes=3,images=10,size=16", seed=7))
+    train, test = sources.load_train_test(config)
+    assert train.images.shape == (24, 16, 16, 1) and test.images.shape == (6, 16, 16, 1)
+    assert np.bincount(test.labels).tolist() == [2, 2, 2] and train.num_classes == 3
+    assert not sources.is_process_shard(config)
+    with pytest.raises(ConfigError, match="dataset 'characters' takes .*'colour' .* not one of them"):
+        sources.made_up_characters("characters:colour=1")

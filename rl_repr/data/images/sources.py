@@ -1,10 +1,21 @@
-"""The image data a trainer needs, from the dataset named in its config."""
+"""The image data a method needs, from the dataset named in its config (``config.dataset``).
+
+* ``'digits'``: scikit-learn's bundled 8x8 digits (test = every 5th image);
+* ``'characters[:classes=100,images=50,size=32,warp=0.1,seed=0]'``: made-up handwritten characters
+  (``rl_repr.data.images.stroke_characters``) drawn at ``size`` pixels, ``images`` per class,
+  test = every 5th image of each class; generated offline, as many classes as a study needs;
+* ``'synthetic'``: generated smoke-test images (``config.synthetic_examples`` of
+  ``config.synthetic_shape``);
+* any other name: a prepared TensorFlow Datasets set read from ``config.data_dir``, never
+  downloaded (each process reads its own shard of the training split).
+"""
 from __future__ import annotations
 
 import jax
 import ml_collections
 import numpy as np
 
+from rl_repr.core.recipes import launch_arguments
 from rl_repr.data.images.batching import epoch_permutation_batches
 from rl_repr.data.images.digits import ImageDataset, load_digits
 from rl_repr.data.images.synthetic import make_synthetic_images
@@ -17,6 +28,8 @@ def load_train_test(config: ml_collections.ConfigDict) -> tuple[ImageDataset, Im
     name = config.dataset
     if name == "digits":
         return load_digits("train"), load_digits("test")
+    if name.split(":")[0] == "characters":
+        return made_up_characters(name)
     if name == "synthetic":
         n_train = config.synthetic_examples
         both = make_synthetic_images(n_train + max(10, n_train // 4), tuple(config.synthetic_shape),
@@ -32,12 +45,27 @@ def load_train_test(config: ml_collections.ConfigDict) -> tuple[ImageDataset, Im
     return train, load_image_dataset(name, "test", data_dir, image_size=size)
 
 
+def made_up_characters(name: str) -> tuple[ImageDataset, ImageDataset]:
+    """``(train, test)`` of ``'characters[:classes=..,images=..,size=..,warp=..,seed=..]'``: every 5th
+    image of each class is a test image. Defaults: 100 classes, 50 images each, 32x32, warp 0.1,
+    seed 0 (the data's own seed: runs with different training seeds see the same images)."""
+    from rl_repr.data.images.stroke_characters import render_stroke_characters  # noqa: PLC0415
+
+    _, _, options = name.partition(":")
+    args = launch_arguments(options, "dataset 'characters'",
+                            values={"classes": int, "images": int, "size": int, "warp": float, "seed": int})
+    data = render_stroke_characters(args.get("classes", 100), args.get("images", 50), seed=args.get("seed", 0),
+                                    size=args.get("size", 32), warp=args.get("warp", 0.1))
+    test = np.arange(data.num_examples) % 5 == 4
+    return _rows(data, ~test), _rows(data, test)
+
+
 def is_process_shard(config: ml_collections.ConfigDict) -> bool:
     """Whether ``load_train_test`` gave this process only its shard of the training split."""
-    return config.dataset not in ("digits", "synthetic")
+    return config.dataset not in ("digits", "synthetic") and not config.dataset.startswith("characters")
 
 
-def _rows(dataset: ImageDataset, rows: slice) -> ImageDataset:
+def _rows(dataset: ImageDataset, rows: slice | np.ndarray) -> ImageDataset:
     return ImageDataset(images=dataset.images[rows], labels=dataset.labels[rows],
                         num_classes=dataset.num_classes, name=dataset.name)
 

@@ -19,6 +19,11 @@ replaced by its ink count (``rendered_glyphs.blocks_to_counts``: 8x8 images with
 0..16, stored as ``round(count * 255 / 16)``). A pixel is ink when its centre lies within the
 pen radius of the trajectory (the exact distance to each spline segment).
 
+Larger images (``size`` 16, 32, 64, ...: studies that need more than 8x8 pixels, such as patch
+pretext tasks or deep networks) draw the same trajectories at twice the size with the pen
+scaled alike, and average each 2x2 block: grey levels ``round(255 * ink fraction)`` at the
+edges of the strokes, the same character classes as at 8x8.
+
 Nothing here is a digit or was drawn from one: classes are random trajectories, so no image
 of a held-out digit can leak in (a made-up class may look like a 7 now and then, as a letter
 may; that is the point of training on many shapes).
@@ -85,25 +90,27 @@ def _catmull_rom(points: np.ndarray) -> np.ndarray:
     return np.concatenate(spans + [points[..., -1:, :]], axis=-2)
 
 
-def rasterize_trajectory(strokes: list[np.ndarray], pen_radius: np.ndarray) -> np.ndarray:
-    """``[B, 32, 32]`` uint8 0/1 bitmaps of ``B`` characters drawn with round pens.
+def rasterize_trajectory(strokes: list[np.ndarray], pen_radius: np.ndarray, side: int = _BITMAP) -> np.ndarray:
+    """``[B, side, side]`` uint8 0/1 bitmaps of ``B`` characters drawn with round pens.
 
     Args:
       strokes: polylines ``[B, m, 2]`` (``(x, y)``, any scale), one array per stroke.
-      pen_radius: ``[B]`` in pixels of the 32x32 box.
+      pen_radius: ``[B]`` in pixels of a 32x32 box (scaled by ``side / 32``).
+      side: the bitmap's side in pixels.
 
     Each character is scaled so that the longer side of its ink spans the box (optdigits'
     normalisation, aspect kept) and centred; a pixel is ink when its centre lies within the
     pen radius of a segment.
     """
     points = np.concatenate(strokes, axis=1)
+    pen_radius = np.asarray(pen_radius) * (side / _BITMAP)
     low, high = points.min(axis=1), points.max(axis=1)                      # [B, 2]
     extent = np.maximum(np.max(high - low, axis=1), 1e-6)                   # [B]
-    scale = ((_BITMAP - 2 * pen_radius) / extent)[:, None, None]            # [B, 1, 1]
-    offset = ((_BITMAP - scale[:, 0] * (high - low)) / 2 - scale[:, 0] * low)[:, None]  # [B, 1, 2]
-    centres = np.arange(_BITMAP, dtype=np.float32) + 0.5
+    scale = ((side - 2 * pen_radius) / extent)[:, None, None]               # [B, 1, 1]
+    offset = ((side - scale[:, 0] * (high - low)) / 2 - scale[:, 0] * low)[:, None]  # [B, 1, 2]
+    centres = np.arange(side, dtype=np.float32) + 0.5
     px, py = (c.reshape(1, -1, 1) for c in np.meshgrid(centres, centres, indexing="xy"))  # [1, P, 1]
-    nearest = np.full((points.shape[0], _BITMAP * _BITMAP), np.inf, np.float32)
+    nearest = np.full((points.shape[0], side * side), np.inf, np.float32)
     for stroke in strokes:
         line = (stroke * scale + offset).astype(np.float32)                 # [B, m, 2]
         sx, sy = line[:, None, :-1, 0], line[:, None, :-1, 1]               # segment starts [B, 1, m - 1]
@@ -113,7 +120,7 @@ def rasterize_trajectory(strokes: list[np.ndarray], pen_radius: np.ndarray) -> n
         distance2 = (px - sx - along * dx) ** 2 + (py - sy - along * dy) ** 2
         nearest = np.minimum(nearest, distance2.min(axis=-1))
     ink = nearest <= (pen_radius ** 2)[:, None]
-    return ink.reshape(-1, _BITMAP, _BITMAP).astype(np.uint8)
+    return ink.reshape(-1, side, side).astype(np.uint8)
 
 
 def _warp(strokes: list[np.ndarray], amplitude: float, rng: np.random.Generator) -> list[np.ndarray]:
@@ -136,9 +143,10 @@ def _warp(strokes: list[np.ndarray], amplitude: float, rng: np.random.Generator)
 
 
 def _write_class(template: list[np.ndarray], count: int, rng: np.random.Generator,
-                 point_jitter: float, warp: float) -> np.ndarray:
-    """``count`` images of one class, ``[count, 8, 8]`` ink counts: the template's control
-    points jittered, the character rotated/sheared/stretched (and warped), drawn and counted."""
+                 point_jitter: float, warp: float, size: int) -> np.ndarray:
+    """``count`` images of one class, ``[count, size, size, 1]`` uint8: the template's control
+    points jittered, the character rotated/sheared/stretched (and warped), drawn and reduced
+    (optdigits' block counts at size 8, 2x2 supersampling otherwise)."""
     angle = np.deg2rad(rng.uniform(-12.0, 12.0, count))
     cos, sin = np.cos(angle), np.sin(angle)
     stretch, shear = np.exp(rng.uniform(-0.2, 0.2, count)), rng.uniform(-0.25, 0.25, count)
@@ -150,35 +158,41 @@ def _write_class(template: list[np.ndarray], count: int, rng: np.random.Generato
                for points in template]
     if warp > 0:  # (no draws when off: the images without warp stay as they were)
         strokes = _warp(strokes, warp, rng)
-    bitmaps = rasterize_trajectory(strokes, pen_radius=rng.uniform(2.2, 3.8, count))
-    return np.stack([blocks_to_counts(bitmap) for bitmap in bitmaps])
+    pen_radius = rng.uniform(2.2, 3.8, count)
+    if size == 8:
+        return counts_to_images(np.stack([blocks_to_counts(b) for b in rasterize_trajectory(strokes, pen_radius)]))
+    bitmaps = rasterize_trajectory(strokes, pen_radius, side=2 * size).astype(np.float32)
+    coverage = bitmaps.reshape(count, size, 2, size, 2).mean(axis=(2, 4))
+    return np.round(255.0 * coverage).astype(np.uint8)[..., None]
 
 
 @functools.lru_cache(maxsize=4)
-def _render_cached(num_classes: int, images_per_class: int, seed: int, point_jitter: float, warp: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    counts, labels = [], []
+def _render_cached(num_classes: int, images_per_class: int, seed: int, point_jitter: float, warp: float,
+                   size: int) -> tuple[np.ndarray, np.ndarray]:
+    parts, labels = [], []
     for label, template in enumerate(stroke_templates(num_classes, seed)):
         rng = np.random.default_rng((seed, 2, label))  # adding classes changes no other class
-        counts.append(_write_class(template, images_per_class, rng, point_jitter, warp))
+        parts.append(_write_class(template, images_per_class, rng, point_jitter, warp, size))
         labels.extend([label] * images_per_class)
-    images = counts_to_images(np.concatenate(counts))
+    images = np.concatenate(parts)
+    images.setflags(write=False)
     labels_array = np.asarray(labels, np.int32)
     labels_array.setflags(write=False)
     return images, labels_array
 
 
 def render_stroke_characters(num_classes: int, images_per_class: int = 20, *, seed: int = 0,
-                             label_offset: int = 0, point_jitter: float = 0.04, warp: float = 0.0
-                             ) -> ImageDataset:
-    """``images_per_class`` 8x8 images of each of ``num_classes`` made-up characters.
+                             label_offset: int = 0, point_jitter: float = 0.04, warp: float = 0.0,
+                             size: int = 8) -> ImageDataset:
+    """``images_per_class`` images of each of ``num_classes`` made-up characters, ``size`` pixels square.
 
     ``warp`` > 0 also bends each image's trajectory by a smooth random displacement of that
-    amplitude (a fraction of the character's height; :func:`_warp`).
+    amplitude (a fraction of the character's height; :func:`_warp`). ``size`` 8 is the
+    digits' format (optdigits' block counts); 16, 32, 64, ... draw the same characters larger.
 
-    Returns an ImageDataset of ``[num_classes * images_per_class, 8, 8, 1]`` uint8 (the
-    digits' format), class-major, labels ``label_offset + class``. Deterministic in ``seed``;
-    cached in memory (read-only arrays). About 1 ms per image on one core.
+    Returns an ImageDataset of ``[num_classes * images_per_class, size, size, 1]`` uint8,
+    class-major, labels ``label_offset + class``. Deterministic in ``seed``; cached in memory
+    (read-only arrays). About 1 ms per image on one core at size 8, ``(size / 16)^2`` ms above.
     """
     if num_classes < 1 or images_per_class < 1:
         raise ValueError(f"render_stroke_characters: num_classes={num_classes} and images_per_class="
@@ -189,7 +203,10 @@ def render_stroke_characters(num_classes: int, images_per_class: int = 20, *, se
     if not 0.0 <= warp < 0.5:
         raise ValueError(f"render_stroke_characters: warp={warp}; pass a value in [0, 0.5) "
                          "(a fraction of the character's height).")
+    if size != 8 and (size < 8 or size % 8):
+        raise ValueError(f"render_stroke_characters: size={size}; pass 8 (the digits' format) or a larger "
+                         "multiple of 8 such as 32.")
     images, labels = _render_cached(int(num_classes), int(images_per_class), int(seed), float(point_jitter),
-                                    float(warp))
+                                    float(warp), int(size))
     return ImageDataset(images=images, labels=(labels + label_offset).astype(np.int32),
                         num_classes=label_offset + num_classes, name="stroke_characters")
