@@ -1,13 +1,15 @@
-"""rl_repr word2vec next to gensim skip-gram: same corpus, settings, epochs and machine.
+"""rl_repr word2vec next to gensim, skip-gram or CBOW: same corpus, settings, epochs and machine.
 
     python benchmarks/word2vec_vs_gensim.py --output benchmarks/results/word2vec_vs_gensim-cpu.json
+    python benchmarks/word2vec_vs_gensim.py --context cbow --output benchmarks/results/word2vec_cbow_vs_gensim-cpu.json
     nice -n 10 python benchmarks/word2vec_vs_gensim.py --repeats 3 ...    # on a shared machine
 
 Corpus: gensim's Wikipedia excerpt (106 articles, 452,944 tokens), cut into pieces of
 10,000 tokens (gensim's sentence limit) and fed identically to both. Settings: gensim's
 ``Word2Vec(sg=1)`` defaults -- dim 100, window 5, 5 negatives, sample 1e-3, min_count 5,
-alpha 0.025 -> 0.0001 -- and the same epochs. gensim gets ``--workers`` threads (default:
-every core); rl_repr runs ``configs/word2vec_wiki.py`` unchanged: on a CPU that splits
+alpha 0.025 -> 0.0001 -- and the same epochs; ``--context cbow`` compares CBOW instead, gensim's
+``Word2Vec(sg=0)`` (``cbow_mean=1``, the same defaults) against ``configs/word2vec_cbow_wiki.py``.
+gensim gets ``--workers`` threads (default: every core); rl_repr runs its recipe unchanged: on a CPU that splits
 the host into one JAX device per core, each a Hogwild worker whose replica of the tables
 merges with the others every 64 updates (``table_sync='step'``), as gensim's threads
 share theirs; on a GPU, the GPU(s).
@@ -40,9 +42,14 @@ import tempfile
 import time
 
 
+RECIPES = {"skipgram": "word2vec_wiki.py", "cbow": "word2vec_cbow_wiki.py"}
+
+
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--context", choices=tuple(RECIPES), default="skipgram",
+                        help="skip-gram (gensim sg=1) or CBOW (gensim sg=0)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="gensim worker threads (default: every core)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each; medians are reported")
@@ -68,13 +75,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUALITY = ("wordsim353_spearman", "simlex999_spearman", "analogy_accuracy")
 
 
-def _recipe():
-    return load_config_file(os.path.join(ROOT, "configs", "word2vec_wiki.py"))
+def _recipe(context: str):
+    return load_config_file(os.path.join(ROOT, "configs", RECIPES[context]))
 
 
-def run_rl_repr(epochs: int, cache_dir: str, seed: int, compilation_cache_dir: str = "") -> dict:
-    """One training run of the ``configs/word2vec_wiki.py`` recipe; timings from the trainer."""
-    config = _recipe()
+def run_rl_repr(epochs: int, cache_dir: str, seed: int, compilation_cache_dir: str = "",
+                context: str = "skipgram") -> dict:
+    """One training run of the context's recipe (``RECIPES``); timings from the trainer."""
+    config = _recipe(context)
     config.epochs, config.seed, config.data.cache_dir = epochs, seed, cache_dir
     config.compilation_cache_dir = compilation_cache_dir
     config.export.update(word2vec_text=False, word2vec_binary=False, projector=False)
@@ -87,16 +95,17 @@ def run_rl_repr(epochs: int, cache_dir: str, seed: int, compilation_cache_dir: s
     summary = {key: results[key] for key in keep if key in results}  # no benchmarks without gensim
     summary["raw_words_per_cpu_second"] = results["raw_words"] * epochs / results["train_cpu_seconds"]
     return summary | {"settings": {
-        key: config[key] for key in ("positions_per_row", "updates_per_step", "negative_sharing",
+        key: config[key] for key in ("context", "positions_per_row", "updates_per_step", "negative_sharing",
                                      "loss_impl", "parallel", "table_sync", "cpu_devices")}}
 
 
-def run_gensim(pieces: list[list[str]], raw_words: int, epochs: int, workers: int, seed: int) -> dict:
-    """gensim ``Word2Vec(sg=1)`` with its defaults, timed around ``train`` only."""
+def run_gensim(pieces: list[list[str]], raw_words: int, epochs: int, workers: int, seed: int,
+               context: str = "skipgram") -> dict:
+    """gensim ``Word2Vec(sg=1)`` (``sg=0``: CBOW) with its defaults, timed around ``train`` only."""
     from gensim.models import Word2Vec  # noqa: PLC0415 (optional)
 
     model = Word2Vec(vector_size=100, window=5, negative=5, sample=1e-3, min_count=5, alpha=0.025,
-                     min_alpha=0.0001, sg=1, hs=0, workers=workers, epochs=epochs, seed=seed)
+                     min_alpha=0.0001, sg=int(context == "skipgram"), hs=0, workers=workers, epochs=epochs, seed=seed)
     model.build_vocab(pieces)
     start, cpu_start = time.perf_counter(), time.process_time()
     model.train(pieces, total_examples=model.corpus_count, epochs=epochs)
@@ -142,23 +151,24 @@ def main(args: argparse.Namespace) -> dict:
     # Phase 1: rl_repr compiling from scratch, alternating with gensim (same machine load).
     ours, theirs = [], []
     for repeat in range(args.repeats):
-        ours.append(run_rl_repr(args.epochs, args.cache_dir, seed=repeat))
+        ours.append(run_rl_repr(args.epochs, args.cache_dir, seed=repeat, context=args.context))
         if have_gensim:
-            theirs.append(run_gensim(pieces, raw_words, args.epochs, args.workers, seed=repeat))
+            theirs.append(run_gensim(pieces, raw_words, args.epochs, args.workers, seed=repeat, context=args.context))
     # Phase 2: the compiled step reused from JAX's persistent cache (filled by one untimed run),
     # as on any rerun of a recipe; last because the cache setting is process-wide.
     cached = []
     with tempfile.TemporaryDirectory() as compilation_cache:
-        run_rl_repr(1, args.cache_dir, seed=0, compilation_cache_dir=compilation_cache)
+        run_rl_repr(1, args.cache_dir, seed=0, compilation_cache_dir=compilation_cache, context=args.context)
         for repeat in range(args.repeats):
             cached.append(run_rl_repr(args.epochs, args.cache_dir, seed=repeat,
-                                      compilation_cache_dir=compilation_cache))
+                                      compilation_cache_dir=compilation_cache, context=args.context))
             if have_gensim:
-                theirs.append(run_gensim(pieces, raw_words, args.epochs, args.workers, seed=repeat))
+                theirs.append(run_gensim(pieces, raw_words, args.epochs, args.workers, seed=repeat,
+                                         context=args.context))
     report = {
         "corpus": {"name": "gensim enwiki excerpt", "raw_words": raw_words, "pieces": len(pieces),
                    "vocabulary_size": ours[0]["vocabulary_size"]},
-        "settings": {"dim": 100, "window": 5, "negative": 5, "sample": 1e-3, "min_count": 5,
+        "settings": {"context": args.context, "dim": 100, "window": 5, "negative": 5, "sample": 1e-3, "min_count": 5,
                      "alpha": 0.025, "min_alpha": 0.0001, "epochs": args.epochs, "workers": args.workers,
                      "repeats": args.repeats},
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),

@@ -6,4 +6,4 @@ Import the parts you need; the top-level package stays light so that
     from rl_repr import norms, models, losses
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -8,7 +8,8 @@ import pytest
 from rl_repr.core import checkpoint
 from rl_repr.core import mesh as parallel
 from rl_repr.core.drivers import Driver
-from rl_repr.core.loop import LoopConfig, NonFiniteLossError, train_loop
+from rl_repr.core.errors import NonFiniteError as NonFiniteLossError
+from rl_repr.core.loop import LoopConfig, train_loop
 from rl_repr.core.metrics import MetricsWriter
 
 

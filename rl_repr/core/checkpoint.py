@@ -11,23 +11,43 @@ fixes the choices a training loop should not have to make:
   back sharded the same way -- on any number of hosts;
 * saves are asynchronous (the training step goes on while files are written)
   and complete after :meth:`Checkpointer.wait` or :meth:`Checkpointer.close`;
-* a damaged checkpoint is reported in one sentence naming its directory and the
-  fix; nothing is ever deleted except by ``max_to_keep`` rotation after a new
-  checkpoint has been written.
+* every committed step gets a checksum file (SHA-256 of each of its files,
+  ``<step>/rl_repr_checksums.json``), verified before the step is restored;
+* a damaged checkpoint is moved aside to ``<directory>.damaged/<step>`` (never deleted)
+  and the newest intact one is restored instead, with one log line saying so; nothing is
+  ever deleted except by ``max_to_keep`` rotation after a new checkpoint has been written.
+
+What is detected as damage: any file of a step changed, truncated or removed after it was
+committed (the checksums; a single flipped byte inside an array file included), and anything
+orbax cannot read (missing or garbled metadata, an emptied step). Not detected: damage to a
+step committed by a version without checksums (it has no checksum file; such a step is
+only checked by reading it), or files changed together with its checksum file. Checksums are
+written and verified for a local directory of a single-process run; a multi-host run or a
+remote directory (``gs://...``) relies on its storage's own integrity checks.
 
 Layout: ``<directory>/<step>/`` per checkpoint, as orbax writes it.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import time
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from rl_repr.core.errors import UserError
+from rl_repr.core.files import write_json
+from rl_repr.core.log import logger
 
-class CheckpointRestoreError(RuntimeError):
+CHECKSUM_FILE = "rl_repr_checksums.json"
+
+
+class CheckpointRestoreError(UserError, RuntimeError):
     """A checkpoint exists but cannot be read into the target state."""
 
 
@@ -128,6 +148,7 @@ class Checkpointer:
         # The explicit handler lets item_metadata() read stored shapes for error messages.
         self._manager = ocp.CheckpointManager(
             self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler())
+        self._checksummed: set[int] = set()
 
     def maybe_save(self, step: int, state: Any, *, force: bool = False) -> bool:
         """Saves ``state`` as checkpoint ``step`` if it is due; returns whether it did.
@@ -140,6 +161,7 @@ class Checkpointer:
         step = int(step)
         if step in self._manager.all_steps():
             return False
+        self._record_checksums()  # of the steps committed so far (saves are asynchronous)
         return bool(self._manager.save(step, args=ocp.args.StandardSave(state), force=force))
 
     def reached_preemption(self, step: int) -> bool:
@@ -161,7 +183,11 @@ class Checkpointer:
         return sorted(self._manager.all_steps())
 
     def restore_latest(self, target: Any) -> tuple[Any, int]:
-        """``(state, step)`` from the newest checkpoint, or ``(target, 0)`` if there is none.
+        """``(state, step)`` from the newest intact checkpoint, or ``(target, 0)`` if there is none.
+
+        A damaged step (its checksums do not match, or orbax cannot read it) is moved aside to
+        ``<directory>.damaged/<step>`` and the next newest is tried, with one log line each; when
+        every step is damaged the run starts over from ``target`` (nothing is deleted).
 
         Args:
           target: a state with the structure, shapes and dtypes to restore
@@ -170,34 +196,78 @@ class Checkpointer:
             freshly initialised, already sharded state).
 
         Raises:
-          CheckpointRestoreError: the newest checkpoint does not match ``target``
-            in paths or shapes (written for a different model or optimizer config;
-            the message names the first difference), or it is damaged (the message
-            says which directory to delete to fall back to the previous one). No
-            checkpoint is ever deleted here.
+          CheckpointRestoreError: the newest checkpoint does not match ``target`` in paths
+            or shapes (written for a different model or optimizer config; the message names
+            the first difference). A mismatch is not damage: nothing is moved.
         """
-        step = self.latest_step()
-        if step is None:
-            return target, 0
         self.wait()  # A save still in flight would be read half-written.
-        path = os.path.join(self.directory, str(step))
+        while (step := self.latest_step()) is not None:
+            path = os.path.join(self.directory, str(step))
+            problem = self._checksum_problem(step)
+            if problem is None:
+                try:
+                    restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state(target)))
+                    return _match_host_types(restored, target), step
+                except Exception as error:  # Orbax/tensorstore raise many types; all end up here.
+                    mismatch = self._describe_mismatch(step, target)
+                    if mismatch is not None:
+                        raise CheckpointRestoreError(
+                            f"checkpoint {path} was written for a different model/optimizer config "
+                            f"({mismatch}); rerun with the config it was trained with, or pass a "
+                            f"fresh --workdir to start over.") from error
+                    text = str(error).strip()
+                    problem = f"{type(error).__name__}: {text.splitlines()[0][:200] if text else 'no message'}"
+            self._move_aside(step, problem)
+        return target, 0
+
+    def _move_aside(self, step: int, problem: str) -> None:
+        """Moves a damaged step to ``<directory>.damaged/<step>[-<time>]`` and says so."""
+        source = os.path.join(self.directory, str(step))
+        destination = os.path.join(f"{self.directory}.damaged", str(step))
+        if os.path.exists(destination):
+            destination += time.strftime("-%Y%m%d-%H%M%S")
+        if jax.process_index() == 0:
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+            shutil.move(source, destination)
+        if jax.process_count() > 1:
+            ocp.multihost.sync_global_processes(f"rl_repr_move_aside_{step}")
+        self._manager.reload()
+        older = self.latest_step()
+        then = f"resuming from the checkpoint at step {older}" if older is not None else "starting over"
+        logger.warning(f"Checkpoint {source} is damaged ({problem}); moved it to {destination} and {then}.")
+
+    # ----------------------------------------------------------------- checksums
+    def _local(self) -> bool:
+        return "://" not in self.directory and jax.process_count() == 1
+
+    def _record_checksums(self) -> None:
+        """Writes the checksum file of every committed step that has none yet (none while a save
+        is in flight: its step is not committed)."""
+        if not self._local() or self._manager.is_saving_in_progress():
+            return
+        for step in self._manager.all_steps():
+            if step not in self._checksummed:
+                step_dir = os.path.join(self.directory, str(step))
+                if not os.path.exists(os.path.join(step_dir, CHECKSUM_FILE)):
+                    write_json(os.path.join(step_dir, CHECKSUM_FILE), _file_digests(step_dir))
+                self._checksummed.add(step)
+
+    def _checksum_problem(self, step: int) -> str | None:
+        """Why ``step``'s files do not match its checksum file, or None (also without one)."""
+        step_dir = os.path.join(self.directory, str(step))
+        path = os.path.join(step_dir, CHECKSUM_FILE)
+        if not self._local() or not os.path.exists(path):
+            return None
         try:
-            restored = self._manager.restore(
-                step, args=ocp.args.StandardRestore(abstract_state(target)))
-        except Exception as error:  # Orbax/tensorstore raise many types; all end up here.
-            mismatch = self._describe_mismatch(step, target)
-            if mismatch is not None:
-                raise CheckpointRestoreError(
-                    f"checkpoint {path} was written for a different model/optimizer config "
-                    f"({mismatch}); rerun with the config it was trained with, or pass a "
-                    f"fresh --workdir to start over.") from error
-            text = str(error).strip()
-            reason = text.splitlines()[0][:240] if text else "no message"
-            raise CheckpointRestoreError(
-                f"cannot restore checkpoint {path} ({type(error).__name__}: {reason}); it is "
-                f"damaged: delete {path} to resume from the previous checkpoint, or pass a "
-                f"fresh --workdir.") from error
-        return _match_host_types(restored, target), step
+            with open(path) as f:
+                expected = json.load(f)
+        except (OSError, ValueError):
+            return f"its checksum file {path} is unreadable"
+        actual = _file_digests(step_dir)
+        changed = sorted(name for name, digest in expected.items() if actual.get(name) != digest)
+        if changed:
+            return f"{len(changed)} file(s) differ from their checksums, e.g. {changed[0]}"
+        return None
 
     def _describe_mismatch(self, step: int, target: Any) -> str | None:
         """How the stored tree differs from ``target`` in paths or shapes; None if it does not
@@ -222,16 +292,32 @@ class Checkpointer:
         return differences[0] + more
 
     def wait(self) -> None:
-        """Blocks until every started save is committed to disk."""
+        """Blocks until every started save is committed to disk (and checksummed)."""
         self._manager.wait_until_finished()
+        self._record_checksums()
 
     def close(self) -> None:
         """Waits for pending saves and releases orbax's resources."""
-        self._manager.wait_until_finished()
-        self._manager.close()
+        try:
+            self.wait()
+        finally:
+            self._manager.close()
 
     def __enter__(self) -> "Checkpointer":
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _file_digests(step_dir: str) -> dict[str, str]:
+    """SHA-256 of every file under ``step_dir`` but the checksum file, by relative path."""
+    digests = {}
+    for root, _, files in os.walk(step_dir):
+        for name in files:
+            path = os.path.join(root, name)
+            relative = os.path.relpath(path, step_dir)
+            if relative != CHECKSUM_FILE:
+                with open(path, "rb") as f:
+                    digests[relative] = hashlib.file_digest(f, "sha256").hexdigest()
+    return digests

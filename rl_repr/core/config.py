@@ -23,13 +23,16 @@ import dataclasses
 import numbers
 from typing import Any, Callable, Iterable, Sequence
 
-import ml_collections
+from rl_repr.core.errors import ConfigError
+from rl_repr.core.extras import require
+
+ml_collections = require("ml_collections")
+
+__all__ = ["ConfigError", "Rule", "check_known_keys", "divides", "get_dotted", "in_interval", "is_int",
+           "leaf_keys", "non_negative", "non_negative_int", "one_of", "positive", "positive_int", "tuple_of",
+           "validate_config"]
 
 _MISSING = object()
-
-
-class ConfigError(ValueError):
-    """A config value is missing, unknown or outside what is allowed (one sentence per problem)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,14 @@ The drivers (``config.parallel``):
   carries a leading device axis (``flax.jax_utils.replicate``), which ``Driver.get_state``
   strips for checkpoints and evaluation. It runs on every local device.
 
+State split over the devices (``state_specs``): by default every state leaf is replicated. A
+method whose state has a part too large to copy to every device (MoCo's queue of negatives)
+passes a pytree prefix of its state with a ``PartitionSpec`` per subtree: ``P()`` replicated,
+``P('data')`` split along the leaf's leading axis. Under ``jit`` that leaf is a global array
+sharded over the mesh; under ``shard_map`` and ``pmap`` each device's program sees only its
+own rows, ``[rows / devices, ...]``. ``get_state`` always returns the global array (sharded
+under ``jit`` and ``shard_map``), so checkpoints do not depend on the driver.
+
 Gradients in a per-device program: rl_repr's collective-aware losses (``nt_xent``,
 ``info_nce`` ... with ``axis_name``) return the *global* loss on every device, and their
 backward pass gives each device d(global loss)/d(its local inputs). The gradient of a
@@ -39,6 +47,8 @@ from flax.training import common_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rl_repr.core.errors import ConfigError
+
 DRIVERS = ("jit", "shard_map", "pmap")
 PerDeviceStep = Callable[[Any, Any, "str | None"], tuple[Any, Any]]
 
@@ -51,16 +61,27 @@ class Driver:
       mesh: a 1-D mesh whose single axis is ``axis_name`` (``rl_repr.core.mesh.make_mesh``).
       axis_name: the mesh axis the batch is split over.
       donate: donate the state's buffers to the step (the old state is dead after it).
+      state_specs: a pytree prefix of the state, ``P()`` (replicated) or ``P(axis_name)`` (split
+        along the leading axis) per subtree; None replicates the whole state (module docstring).
     """
 
-    def __init__(self, name: str, mesh: Mesh, *, axis_name: str = "data", donate: bool = True):
+    def __init__(self, name: str, mesh: Mesh, *, axis_name: str = "data", donate: bool = True,
+                 state_specs: Any = None):
         if name not in DRIVERS:
-            raise ValueError(f"config.parallel={name!r} is not a driver; choose one of {DRIVERS}.")
+            raise ConfigError(f"config.parallel={name!r} is not a driver; choose one of {DRIVERS}.")
         if name == "pmap" and list(mesh.local_devices) != jax.local_devices():
-            raise ValueError(f"parallel='pmap' runs on all {jax.local_device_count()} local devices, but the "
+            raise ConfigError(f"parallel='pmap' runs on all {jax.local_device_count()} local devices, but the "
                              f"mesh has {len(mesh.local_devices)}; leave config.num_devices at 0 or use "
                              "parallel='jit' or 'shard_map' for a subset.")
         self.name, self.mesh, self.axis_name, self.donate = name, mesh, axis_name, donate
+        self.state_specs = P() if state_specs is None else state_specs
+        specs = jax.tree.leaves(self.state_specs)
+        if any(spec not in (P(), P(axis_name)) for spec in specs):
+            raise ValueError(f"state_specs may hold only P() and P({axis_name!r}), got {specs}.")
+        if name == "pmap" and P(axis_name) in specs and jax.process_count() > 1:
+            raise ConfigError("config.parallel='pmap' splits this method's state over the devices of one "
+                              "process only; use parallel='jit' or 'shard_map' for a multi-process run.")
+        self.state_sharding = jax.tree.map(lambda spec: NamedSharding(mesh, spec), self.state_specs)
         self.replicated = NamedSharding(mesh, P())
         self.batch_sharding = NamedSharding(mesh, P(axis_name))
         self.num_devices = mesh.devices.size
@@ -69,13 +90,15 @@ class Driver:
     def put_state(self, state: Any) -> Any:
         """Host or global state -> the layout the compiled step expects."""
         if self.name == "pmap":
-            return jax_utils.replicate(jax.device_get(state))
-        return jax.device_put(state, self.replicated)
+            return jax.tree.map(lambda spec, part: jax_utils.replicate(part) if spec == P() else
+                                jax.tree.map(_split_over_local_devices, part), self.state_specs, jax.device_get(state))
+        return jax.device_put(state, self.state_sharding)
 
     def get_state(self, placed: Any) -> Any:
         """The compiled step's layout -> one global copy (for checkpoints and evaluation)."""
         if self.name == "pmap":
-            return jax_utils.unreplicate(placed)
+            return jax.tree.map(lambda spec, part: jax_utils.unreplicate(part) if spec == P() else jax.tree.map(
+                lambda x: x.reshape(-1, *x.shape[2:]), part), self.state_specs, placed)
         return placed
 
     def put_batch(self, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -97,12 +120,12 @@ class Driver:
         donate = (0,) if self.donate else ()
         if self.name == "jit":
             fn = functools.partial(per_device_step, axis_name=None)
-            return jax.jit(fn, in_shardings=(self.replicated, self.batch_sharding),
-                           out_shardings=(self.replicated, self.replicated), donate_argnums=donate)
+            return jax.jit(fn, in_shardings=(self.state_sharding, self.batch_sharding),
+                           out_shardings=(self.state_sharding, self.replicated), donate_argnums=donate)
         per_device = functools.partial(per_device_step, axis_name=self.axis_name)
         if self.name == "shard_map":
-            mapped = jax.shard_map(per_device, mesh=self.mesh, in_specs=(P(), P(self.axis_name)),
-                                   out_specs=(P(), P()), check_vma=False)
+            mapped = jax.shard_map(per_device, mesh=self.mesh, in_specs=(self.state_specs, P(self.axis_name)),
+                                   out_specs=(self.state_specs, P()), check_vma=False)
             return jax.jit(mapped, donate_argnums=donate)
         pmapped = jax.pmap(per_device, axis_name=self.axis_name, donate_argnums=donate)
 
@@ -111,6 +134,13 @@ class Driver:
             return state, jax.tree.map(lambda x: x[0], metrics)
 
         return step
+
+
+def _split_over_local_devices(x: np.ndarray) -> jax.Array:
+    """``[rows, ...]`` -> ``[devices, rows / devices, ...]``, device i holding the i-th block (pmap's layout)."""
+    devices = jax.local_devices()
+    mesh = Mesh(np.array(devices), ("local",))
+    return jax.device_put(x.reshape(len(devices), -1, *x.shape[1:]), NamedSharding(mesh, P("local")))
 
 
 def sum_gradients(grads: Any, axis_name: str | None) -> Any:

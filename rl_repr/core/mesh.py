@@ -17,6 +17,7 @@ from typing import Any
 import jax
 from jax.sharding import AxisType, Mesh
 
+from rl_repr.core.errors import ConfigError
 from rl_repr.core.log import logger
 
 DATA_AXIS = "data"
@@ -36,21 +37,21 @@ def make_mesh(num_devices: int | None = None, axis_name: str = DATA_AXIS) -> Mes
       axis_name: the mesh axis name.
 
     Raises:
-      ValueError: ``num_devices`` is not positive, exceeds the device count,
+      ConfigError: ``num_devices`` is not positive, exceeds the device count,
         or leaves some process out.
     """
     available = jax.device_count()
     if num_devices is None:
         num_devices = available
     if num_devices <= 0:
-        raise ValueError(f"num_devices must be positive, got {num_devices}.")
+        raise ConfigError(f"num_devices must be positive, got {num_devices}.")
     if num_devices > available:
-        raise ValueError(
+        raise ConfigError(
             f"asked for a mesh of {num_devices} devices but only {available} are available "
             f"({jax.devices()[0].platform}); use num_devices <= {available}, or on CPU set "
             f"XLA_FLAGS=--xla_force_host_platform_device_count={num_devices} before JAX starts.")
     if jax.process_count() > 1 and num_devices != available:
-        raise ValueError(
+        raise ConfigError(
             f"a multi-process mesh must span all {available} devices of the "
             f"{jax.process_count()} processes, got num_devices={num_devices}; leave it unset.")
     devices = jax.devices()[:num_devices]
@@ -59,13 +60,13 @@ def make_mesh(num_devices: int | None = None, axis_name: str = DATA_AXIS) -> Mes
 
 
 def check_batch_divisible(global_batch_size: int, mesh: Mesh, axis: str = DATA_AXIS) -> None:
-    """Raises ValueError unless the global batch splits evenly over the ``axis`` devices."""
+    """Raises ConfigError unless the global batch splits evenly over the ``axis`` devices."""
     devices = mesh.shape[axis]
     if global_batch_size <= 0 or global_batch_size % devices:
         below = (global_batch_size // devices) * devices
         above = below + devices
         examples = f"{below} or {above}" if below > 0 else f"{above}"
-        raise ValueError(
+        raise ConfigError(
             f"batch size {global_batch_size} does not divide across {devices} devices; "
             f"use a multiple of {devices} (e.g. {examples}).")
 

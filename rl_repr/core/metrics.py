@@ -9,11 +9,20 @@ from typing import Mapping
 import jax
 import numpy as np
 
+from rl_repr.core.files import atomic_open
 from rl_repr.core.log import logger
 
 
 def _to_float(value) -> float:
     return float(np.asarray(value))
+
+
+def _row_step(line: str) -> int | None:
+    """The step of a ``metrics.jsonl`` line, or None for a line that is not a whole row."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class MetricsWriter:
@@ -45,6 +54,21 @@ class MetricsWriter:
         logger.warning(f"TensorBoard summaries are off for this run ({type(error).__name__}: "
                        f"{str(error).splitlines()[0] if str(error) else 'no message'}); metrics.jsonl "
                        "has every number.")
+
+    def drop_after(self, step: int) -> None:
+        """Drops the rows of steps after ``step`` (and any half-written line), atomically.
+
+        A run resumed from the checkpoint at ``step`` writes those steps again, so
+        ``metrics.jsonl`` never holds a step twice.
+        """
+        if not self._active or not os.path.exists(self._path):
+            return
+        with open(self._path) as f:
+            lines = f.read().splitlines()
+        kept = [line for line in lines if _row_step(line) is not None and _row_step(line) <= step]
+        if len(kept) != len(lines):
+            with atomic_open(self._path) as f:
+                f.write("".join(line + "\n" for line in kept))
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         if not self._active:
@@ -98,3 +122,14 @@ def format_seconds(seconds: float) -> str:
         return "?"
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def log_progress(what: str, done: int, total: int, started: float, extra: str = "") -> None:
+    """Logs ``embedding train split 40/312 | 12.3 s | ETA 1m20s`` from process 0: the progress
+    of a phase other than the training loop (embedding, an evaluation classifier, fine-tuning)."""
+    if jax.process_index() != 0:
+        return
+    elapsed = time.perf_counter() - started
+    eta = elapsed / done * (total - done) if done else float("nan")
+    logger.info(f"{what} {done}/{total}{' | ' + extra if extra else ''} | {elapsed:.1f} s | "
+                f"ETA {format_seconds(eta)}")

@@ -9,7 +9,7 @@ import importlib
 
 from rl_repr.core.config import ConfigError
 
-METHODS = ("simclr", "metric_learning", "word2vec")
+METHODS = ("simclr", "moco", "metric_learning", "word2vec", "supervised", "pretext")
 
 
 def get_method(name: str):

@@ -6,10 +6,12 @@ A method's defaults start from :func:`system_defaults` and its rules from
 from __future__ import annotations
 
 import jax.numpy as jnp
-import ml_collections
 
 from rl_repr.core import config as cfg
 from rl_repr.core.drivers import DRIVERS
+from rl_repr.core.extras import require
+
+ml_collections = require("ml_collections")
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 

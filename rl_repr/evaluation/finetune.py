@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 
 import flax.linen as nn
 import jax
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rl_repr.core.metrics import log_progress
 from rl_repr.data.images import augment as augment_lib
 from rl_repr.evaluation.features import embed
 
@@ -36,7 +38,8 @@ class Classifier(nn.Module):
 
 def finetune_accuracy(encoder: nn.Module, encoder_variables: dict | None, train_set, test_set, *,
                       fraction: float, augment_config: augment_lib.AugmentConfig, steps: int = 300,
-                      batch_size: int = 64, learning_rate: float = 0.05, seed: int = 0) -> float:
+                      batch_size: int = 64, learning_rate: float = 0.05, seed: int = 0,
+                      rows: np.ndarray | None = None) -> float:
     """Test accuracy after fine-tuning on ``fraction`` of the training labels.
 
     Args:
@@ -46,8 +49,10 @@ def finetune_accuracy(encoder: nn.Module, encoder_variables: dict | None, train_
       train_set, test_set: ``ImageDataset`` s.
       fraction: share of the training labels used, e.g. 0.01 or 0.1 (at least one per class).
       augment_config: the pretraining augmentation; only its crop settings are kept.
+      rows: the labelled training rows (a saved subset, ``rl_repr.evaluation.label_subsets``);
+        None draws a class-balanced ``fraction`` with ``seed``.
     """
-    rows = label_fraction_subset(train_set.labels, fraction, seed=seed)
+    rows = label_fraction_subset(train_set.labels, fraction, seed=seed) if rows is None else np.asarray(rows)
     images, labels = jnp.asarray(train_set.images[rows]), jnp.asarray(train_set.labels[rows])
     model = Classifier(encoder=encoder, num_classes=train_set.num_classes)
     variables = model.init(jax.random.key(seed, impl="rbg"), images[:2], train=False)
@@ -63,7 +68,7 @@ def finetune_accuracy(encoder: nn.Module, encoder_variables: dict | None, train_
     optimizer = optax.sgd(schedule, momentum=0.9, nesterov=True)
 
     @jax.jit
-    def train(params, batch_stats, key):
+    def train(carry, step_keys):
         def step(carry, step_key):
             params, batch_stats, opt_state = carry
             pick_key, aug_key = jax.random.split(step_key)
@@ -81,11 +86,17 @@ def finetune_accuracy(encoder: nn.Module, encoder_variables: dict | None, train_
             return (optax.apply_updates(params, deltas), updates.get("batch_stats", batch_stats),
                     opt_state), None
 
-        carry = (params, batch_stats, optimizer.init(params))
-        (params, batch_stats, _), _ = jax.lax.scan(step, carry, jax.random.split(key, steps))
-        return params, batch_stats
+        return jax.lax.scan(step, carry, step_keys)[0]
 
-    params, batch_stats = train(params, batch_stats, jax.random.PRNGKey(seed))
+    # ten scanned chunks of the same step keys (the result does not depend on the chunking),
+    # each followed by a progress line
+    carry, step_keys = (params, batch_stats, optimizer.init(params)), jax.random.split(jax.random.PRNGKey(seed), steps)
+    chunk, started = -(-steps // 10), time.perf_counter()
+    for start in range(0, steps, chunk):
+        carry = jax.block_until_ready(train(carry, step_keys[start:start + chunk]))
+        log_progress(f"fine-tuning ({'pretrained' if encoder_variables is not None else 'from scratch'}) step",
+                     min(start + chunk, steps), steps, started)
+    params, batch_stats, _ = carry
     predict = jax.jit(lambda x: jnp.argmax(model.apply({"params": params, "batch_stats": batch_stats},
                                                        x.astype(jnp.float32) / 255.0, train=False), -1))
     predictions = embed(predict, test_set.images, batch_size=256)

@@ -28,10 +28,10 @@ order, equal the single-device gradients on the concatenated batch.
 from __future__ import annotations
 
 import functools
-import numbers
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 from rl_repr.losses._chunked_logsumexp import masked_row_logsumexp
@@ -86,8 +86,13 @@ def _check_embeddings(name: str, x: Array) -> None:
 
 
 def _check_temperature(temperature: float | Array) -> None:
-    if isinstance(temperature, numbers.Real) and temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}; "
+    """A Python number or a concrete array must be > 0; a traced one (under ``jit`` or ``grad``)
+    cannot be checked and a non-positive value gives NaN or infinity (documented behaviour)."""
+    if isinstance(temperature, jax.core.Tracer):
+        return
+    value = np.asarray(temperature)
+    if value.ndim != 0 or not np.issubdtype(value.dtype, np.number) or not value > 0:
+        raise ValueError(f"temperature must be positive (a scalar > 0), got {temperature!r}; "
                          "SimCLR uses 0.1-0.5, MoCo 0.07-0.2.")
 
 
@@ -123,7 +128,9 @@ def nt_xent(z1: Array, z2: Array, temperature: float = 0.5, *,
       z2: [n, d] projections of the second views, row k pairing with z1[k].
         Any floating dtype; normalisation and the loss run in float32 (float64
         stays float64), and gradients come back in the input dtype.
-      temperature: tau > 0 (SimCLR: 0.5 for CIFAR-10, 0.1 for ImageNet).
+      temperature: tau > 0 (SimCLR: 0.5 for CIFAR-10, 0.1 for ImageNet). A number or a
+        concrete array <= 0 is an error; a traced one (under ``jit``) is not checked, and a
+        non-positive value then gives NaN or infinity.
       axis_name: inside ``jax.shard_map``/``jax.pmap``, the batch axis. The
         normalised views are all-gathered (``[2N, d]``, N = n x devices), each
         device takes the log-sum-exp of its own 2n rows over all 2N columns,
@@ -153,6 +160,8 @@ def nt_xent(z1: Array, z2: Array, temperature: float = 0.5, *,
     if z1.shape != z2.shape:
         raise ValueError(f"z1 and z2 must have the same shape [n, d], got {z1.shape} and "
                          f"{z2.shape}; pass the two augmented views of the same batch.")
+    if z1.shape[0] == 0:
+        raise ValueError("nt_xent got an empty batch (z1 and z2 have 0 rows); pass at least one pair of views.")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be None or a positive int, got {chunk_size!r}.")
     _check_temperature(temperature)

@@ -70,13 +70,15 @@ def _check_embeddings(fn: str, x: Array, y: Array | None) -> None:
 
 
 def _safe_sqrt(d2: Array, eps: float) -> Array:
-    """``sqrt(d2)`` with value and gradient exactly 0 where ``d2 <= eps``.
+    """``sqrt(d2)`` with value and gradient exactly 0 where ``d2 <= eps``; NaN stays NaN.
 
     The inner ``where`` keeps the untaken branch finite (sqrt of 1, not of 0), so
-    the zero cotangent of the outer ``where`` is not multiplied by ``inf``.
+    the zero cotangent of the outer ``where`` is not multiplied by ``inf``. The test is
+    ``d2 <= eps`` (False for NaN), so a NaN distance is not silently replaced by 0: a loss
+    of NaN embeddings is NaN, and a diverged run is caught.
     """
-    positive = d2 > eps
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, d2, 1.0)), 0.0)
+    small = d2 <= eps
+    return jnp.where(small, 0.0, jnp.sqrt(jnp.where(small, 1.0, d2)))
 
 
 def pairwise_squared_euclidean(x: Array, y: Array | None = None) -> Array:

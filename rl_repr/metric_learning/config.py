@@ -7,16 +7,17 @@ stops the run with one sentence that names the key.
 """
 from __future__ import annotations
 
-import ml_collections
-
 from rl_repr.core import config as cu
 from rl_repr.core import optim
+from rl_repr.core.extras import require
 from rl_repr.core.system import compute_dtype_rule, system_defaults
 from rl_repr.data.images.class_augmentation import CLASS_AUGMENTATIONS
 from rl_repr.data.images.pk_batches import EXTRA_CLASSES
 from rl_repr.evaluation.few_shot import CLASSIFIERS, FEATURE_TRANSFORMS
 from rl_repr.losses import DISTANCES, METRIC_LOSSES as LOSSES
 from rl_repr.models import NORM_KINDS, RESNET_DEPTHS
+
+ml_collections = require("ml_collections")
 
 ARCHITECTURES = ("conv", "resnet")
 

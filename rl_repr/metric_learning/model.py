@@ -7,10 +7,12 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
+from rl_repr.core.extras import require
 from rl_repr.core.system import compute_dtype
 from rl_repr.models import ResNet, norm_factory
+
+ml_collections = require("ml_collections")
 
 
 class ConvTrunk(nn.Module):

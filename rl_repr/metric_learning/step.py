@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import optax
 
 from rl_repr import losses
 from rl_repr.core.drivers import sum_gradients
+from rl_repr.core.extras import require
 from rl_repr.core.state import TrainState
 from rl_repr.data.images import augment
 from rl_repr.metric_learning.model import build_model
+
+ml_collections = require("ml_collections")
 
 
 def make_per_device_step(config: ml_collections.ConfigDict, optimizer: optax.GradientTransformation,

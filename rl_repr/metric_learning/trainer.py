@@ -17,10 +17,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from rl_repr.core import optim
+from rl_repr.core.errors import ConfigError
+from rl_repr.core.extras import require
 from rl_repr.core.runner import Finished, Method, Plan
 from rl_repr.core.state import TrainState
 from rl_repr.data.images import augment
@@ -30,6 +31,8 @@ from rl_repr.metric_learning import evaluation
 from rl_repr.metric_learning.config import metric_learning_defaults, metric_learning_rules
 from rl_repr.metric_learning.model import build_model
 from rl_repr.metric_learning.step import make_per_device_step
+
+ml_collections = require("ml_collections")
 
 
 def global_batch_size(config: ml_collections.ConfigDict, num_devices: int = 0) -> int:
@@ -55,13 +58,13 @@ def check_class_split(config, data: ClassSplit, train_set: ImageDataset) -> None
     """Fails before compiling when the split cannot feed the PK batches or the episodes."""
     num_train = len(np.unique(train_set.labels))
     if num_train < config.classes_per_batch:
-        raise ValueError(f"config.classes_per_batch={config.classes_per_batch} exceeds the {num_train} "
-                         "training classes; lower it or hold out fewer classes.")
+        raise ConfigError(f"config.classes_per_batch={config.classes_per_batch} exceeds the {num_train} "
+                          "training classes; lower it or hold out fewer classes.")
     num_heldout = len(np.unique(data.heldout.labels))
     if num_heldout < config.eval.n_way:
-        raise ValueError(f"only {num_heldout} held-out classes of {config.dataset!r} have images but "
-                         f"config.eval.n_way={config.eval.n_way}; hold out more classes (config.eval_classes "
-                         "or config.eval_every_nth_class) or lower n_way.")
+        raise ConfigError(f"only {num_heldout} held-out classes of {config.dataset!r} have images but "
+                          f"config.eval.n_way={config.eval.n_way}; hold out more classes (config.eval_classes "
+                          "or config.eval_every_nth_class) or lower n_way.")
 
 
 def plan(config: ml_collections.ConfigDict, mesh) -> Plan:

@@ -59,9 +59,9 @@ def _check_input(fn: str, x: Array, min_rank: int) -> None:
 
 
 def _check_per_feature(fn: str, name: str, value: Array | None, features: int) -> None:
-    if value is not None and tuple(value.shape) != (features,):
+    if value is not None and tuple(jnp.shape(value)) != (features,):
         raise ValueError(
-            f"{fn}: {name} has shape {tuple(value.shape)} but x has {features} features on its "
+            f"{fn}: {name} has shape {tuple(jnp.shape(value))} but x has {features} features on its "
             f"last axis; pass a vector of shape ({features},)."
         )
 
@@ -86,10 +86,10 @@ def _affine(
     compute = mean.dtype
     multiplier = jax.lax.rsqrt(var + eps)
     if scale is not None:
-        multiplier = multiplier * scale.astype(compute)
+        multiplier = multiplier * jnp.asarray(scale, compute)
     y = (x.astype(compute) - mean) * multiplier
     if bias is not None:
-        y = y + bias.astype(compute)
+        y = y + jnp.asarray(bias, compute)
     return y.astype(dtype)
 
 
@@ -130,7 +130,8 @@ def batch_norm(
 
     Eval mode uses ``running_mean``/``running_var`` in place of ``mu``/``sigma^2``
     (BN is then a fixed affine map, see :func:`fold_batch_norm`) and returns the
-    running statistics unchanged.
+    running statistics unchanged. Training mode with one value per feature (``x`` of shape
+    ``[1, C]`` and no ``axis_name``) is an error: every activation would normalise to 0.
 
     Conventions: ``m = momentum = 0.9`` is the weight of the OLD value (the usual
     and flax's convention; ``flax.linen.BatchNorm`` defaults to 0.99). PyTorch's
@@ -152,8 +153,8 @@ def batch_norm(
 
     Args:
       x: activations ``[N, ..., C]`` (rank >= 2), feature axis last.
-      scale: gamma ``[C]`` or None (no scaling).
-      bias: beta ``[C]`` or None (no shift).
+      scale: gamma ``[C]`` (an array or a sequence of numbers) or None (no scaling).
+      bias: beta ``[C]`` (likewise) or None (no shift).
       running_mean: ``[C]`` moving average of the batch means.
       running_var: ``[C]`` moving average of the batch (biased) variances.
       training: True to normalize with batch statistics and update the running
@@ -169,6 +170,10 @@ def batch_norm(
     """
     _check_input("batch_norm", x, min_rank=2)
     running_mean, running_var = jnp.asarray(running_mean), jnp.asarray(running_var)
+    if training and axis_name is None and math.prod(x.shape[:-1]) == 1:
+        raise ValueError(f"batch_norm: training-mode statistics of x with shape {x.shape} average one value per "
+                         "feature, which normalises every activation to 0; pass at least 2 examples, or "
+                         "training=False to normalise with the running statistics.")
     features = x.shape[-1]
     for name, value in (("scale", scale), ("bias", bias), ("running_mean", running_mean),
                         ("running_var", running_var)):
@@ -310,8 +315,8 @@ def group_norm(
     group_shape = (num_groups, channels // num_groups)
     y = _affine(
         grouped, mean, var,
-        None if scale is None else scale.reshape(group_shape),
-        None if bias is None else bias.reshape(group_shape),
+        None if scale is None else jnp.reshape(jnp.asarray(scale), group_shape),
+        None if bias is None else jnp.reshape(jnp.asarray(bias), group_shape),
         eps, x.dtype if dtype is None else dtype,
     )
     return y.reshape(x.shape)

@@ -12,6 +12,8 @@ import dataclasses
 import os
 from typing import Any, Mapping, Sequence
 
+from rl_repr.core.extras import require
+
 Entry = Mapping[str, Any]
 STATUS_MARKS = {"pending": "…", "diverged": "div", "failed": "err"}
 
@@ -123,7 +125,7 @@ def bar_chart(entries: Sequence[Entry], layout: TableLayout, path: str, title: s
     row values and the bars are the metrics. One panel per ``split`` value. Cells not
     finished are left out (their bar is missing).
     """
-    import matplotlib  # noqa: PLC0415 (only needed when a chart is drawn)
+    matplotlib = require("matplotlib")  # only needed when a chart is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415

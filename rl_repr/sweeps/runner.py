@@ -23,10 +23,10 @@ import traceback
 from typing import Any, Callable
 
 from rl_repr.core import runner
+from rl_repr.core import workdir as workdir_lib
 from rl_repr.core.config import ConfigError
 from rl_repr.core.files import atomic_open, write_json
 from rl_repr.core.log import logger
-from rl_repr.core.recipes import config_as_json_data
 from rl_repr.sweeps.definition import Sweep, cell_config
 from rl_repr.sweeps.report import bar_chart, markdown_table
 
@@ -34,23 +34,12 @@ SUMMARY_FILES = ("results.json", "table.md", "plot.png")
 STATUS_FILE = "sweep_status.json"
 
 
-def _differing_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in _differing_keys(a.get(k), b.get(k), f"{prefix}{k}.")]
-    return [] if a == b else [prefix.rstrip(".")]
-
-
 def _check_workdir_config(workdir: str, config: Any) -> None:
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        existing = json.load(f)
-    differing = _differing_keys(existing, config_as_json_data(config))
-    if differing:
+    changes = workdir_lib.config_changes(workdir, config)
+    if changes:
         raise ConfigError(
-            f"{workdir} holds a run of a different config (keys {differing[:5]} differ); delete that "
-            "directory to rerun the cell, or pass a new --dir for the changed sweep.")
+            f"{workdir} holds a run of a different config (keys {[c.split(':')[0] for c in changes[:5]]} differ); "
+            "delete that directory to rerun the cell, or pass a new --dir for the changed sweep.")
 
 
 def cell_status(workdir: str) -> str:

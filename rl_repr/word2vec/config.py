@@ -7,16 +7,18 @@ negative 5, sample 1e-3, min_count 5, alpha 0.025 -> 0.0001, 5 epochs). Recipes 
 """
 from __future__ import annotations
 
-import ml_collections
-
 from rl_repr.core import config as cu
+from rl_repr.core.extras import require
 from rl_repr.core.system import system_defaults
+
+ml_collections = require("ml_collections")
 
 SOURCES = ("wiki_excerpt", "lee", "files", "topics")
 LOSSES = ("sgns", "full_softmax")
 LOSS_IMPLEMENTATIONS = ("slots", "fused", "vmap")
 NEGATIVE_SHARING = ("pair", "window", "row")
 TABLE_SYNC = ("update", "step")
+CONTEXTS = ("skipgram", "cbow", "language_model")  # rl_repr.word2vec.contexts
 
 
 def word2vec_defaults() -> ml_collections.ConfigDict:
@@ -27,6 +29,7 @@ def word2vec_defaults() -> ml_collections.ConfigDict:
         source="wiki_excerpt",      # 'wiki_excerpt' | 'lee' | 'files' | 'topics' (generated)
         files=(),                   # 'files': UTF-8 text, one sentence or document per line
         pretokenized=False,         # 'files': split on whitespace instead of tokenising
+        encoding_errors="strict",   # 'files': bytes that are not UTF-8: 'strict' (stop) | 'replace' | 'ignore'
         lowercase=True,
         cache_dir="",               # '' = $RL_REPR_CACHE or ~/.cache/rl_repr
         min_count=5,
@@ -37,6 +40,10 @@ def word2vec_defaults() -> ml_collections.ConfigDict:
             num_topics=8, words_per_topic=20, num_sentences=3000, sentence_length=12)),
     ))
     # ---- model and loss
+    # what predicts a word: 'skipgram' (a nearby word), 'cbow' (the mean of its window on both sides),
+    # 'language_model' (the last `window` words, Bengio et al. 2003; its layers in language_model)
+    c.context = "skipgram"
+    c.language_model = ml_collections.ConfigDict(dict(hidden_dim=100, learning_rate=2e-3))
     c.dim = 100
     c.window = 5
     c.loss = "sgns"                 # 'sgns' | 'full_softmax' (small vocabularies)
@@ -70,10 +77,18 @@ def word2vec_rules() -> list[cu.Rule]:
         cu.one_of("data.source", SOURCES),
         cu.Rule("data.files", lambda v, c: c.data.source != "files" or len(v) > 0,
                 "a non-empty list of text files when data.source is 'files'"),
+        cu.one_of("data.encoding_errors", ("strict", "replace", "ignore")),
         cu.positive_int("data.min_count"), cu.non_negative_int("data.max_vocab_size"),
         cu.in_interval("data.sample", 0.0, 1.0), cu.positive_int("data.max_sentence_length"),
         cu.positive_int("data.topics.num_topics"), cu.positive_int("data.topics.words_per_topic"),
         cu.positive_int("data.topics.num_sentences"), cu.positive_int("data.topics.sentence_length"),
+        cu.one_of("context", CONTEXTS), cu.positive_int("language_model.hidden_dim"),
+        cu.positive("language_model.learning_rate"),
+        cu.Rule("loss", lambda v, c: v == "sgns" or c.context != "cbow", "'sgns' when context is 'cbow'"),
+        cu.Rule("negative_sharing", lambda v, c: v == "window" or c.context == "skipgram",
+                "'window' (K noise words per predicted word) when context is 'cbow' or 'language_model'"),
+        cu.Rule("table_sync", lambda v, c: v == "update" or c.context != "language_model",
+                "'update' when context is 'language_model' (its Adam state is one replica's)"),
         cu.positive_int("dim"), cu.positive_int("window"), cu.one_of("loss", LOSSES),
         cu.one_of("loss_impl", LOSS_IMPLEMENTATIONS), cu.positive_int("negatives"),
         cu.one_of("negative_sharing", NEGATIVE_SHARING),

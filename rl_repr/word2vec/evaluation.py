@@ -1,8 +1,11 @@
 """Word-vector evaluation: similarity (Spearman), analogies (3CosAdd), nearest neighbours.
 
 The benchmarks and their protocol follow gensim's ``KeyedVectors.evaluate_word_pairs``
-and ``evaluate_word_analogies`` (the numbers people compare against), re-implemented
-vectorised in NumPy:
+and ``evaluate_word_analogies`` (the numbers people compare against; ``tests/test_word_eval.py``
+checks ours give the same), re-implemented vectorised in NumPy because that is faster:
+``benchmarks/word_eval.py`` (30,000 words, d = 100; ``benchmarks/results/word_eval-cpu.json``)
+measured the Google analogies 34x faster than gensim's question-by-question loop (36 s
+against 1,218 s on a loaded 2-core CPU) and WordSim-353 1.7x faster, with equal numbers.
 
 * **Word similarity** (WordSim-353, Finkelstein et al. 2002; SimLex-999, Hill et al.
   2015): the Spearman rank correlation between human scores and the cosine similarity
@@ -21,11 +24,13 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import ml_collections
 import numpy as np
 from scipy import stats
 
+from rl_repr.core.extras import require
 from rl_repr.data.text.vocab import gensim_datapath
+
+ml_collections = require("ml_collections")
 
 WORDSIM353 = "wordsim353.tsv"
 SIMLEX999 = "simlex999.txt"

@@ -19,10 +19,12 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-import ml_collections
 import numpy as np
 
+from rl_repr.core.extras import require
 from rl_repr.core.files import atomic_open, atomic_path
+
+ml_collections = require("ml_collections")
 
 
 def _checked(words: Sequence[str], vectors: np.ndarray) -> np.ndarray:
@@ -39,7 +41,7 @@ def _checked(words: Sequence[str], vectors: np.ndarray) -> np.ndarray:
 
 def keyed_vectors(words: Sequence[str], vectors: np.ndarray):
     """``gensim.models.KeyedVectors`` holding ``vectors [V, d]`` under ``words`` (in order)."""
-    from gensim.models import KeyedVectors  # noqa: PLC0415 (gensim only when vectors are used)
+    KeyedVectors = require("gensim.models").KeyedVectors  # gensim only when vectors are used
 
     vectors = _checked(words, vectors)
     keyed = KeyedVectors(vector_size=vectors.shape[1])

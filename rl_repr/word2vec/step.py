@@ -178,9 +178,13 @@ def full_softmax_pair_losses(target_ids: jax.Array, context_vecs: jax.Array, out
                              *, window: int) -> jax.Array:
     """Per-pair ``-log softmax(W e_c)_t``, ``[P]``, from ``skipgram_full_softmax_loss`` vmapped.
 
+    Costs ``O(P V d)``: for small vocabularies and comparisons.
+
     Args:
-      target_ids: ``[T]``; context_vecs: ``e_c``, ``[P, d]``; output_vectors: ``W``,
-      ``[V, d]``. Costs ``O(P V d)``: for small vocabularies and comparisons.
+      target_ids: ``[T]`` the batch's target word ids.
+      context_vecs: ``e_c``, ``[P, d]``, one row per (target, context) pair.
+      output_vectors: ``W``, ``[V, d]``.
+      window: the skip-gram window the pairs were made with.
     """
     targets = target_ids[text_batches.pair_targets(window, target_ids.shape[0])]
     return jax.vmap(lambda c, t: losses.skipgram_full_softmax_loss(c[None], output_vectors, t[None]))(
@@ -345,7 +349,7 @@ def _scatter_add(table: jax.Array, updates: list[tuple[jax.Array, jax.Array]], s
     return table
 
 
-def make_per_device_step(*, table_sync: str = "update", **update_kwargs):
+def make_per_device_step(*, table_sync: str = "update", update=None, **update_kwargs):
     """``per_device_step(state, batch, axis_name) -> (state, metrics)`` for the drivers.
 
     ``batch`` arrays are ``[rows, updates, ...]`` (:class:`~rl_repr.data.text.batches.SkipGramBatches`);
@@ -367,11 +371,11 @@ def make_per_device_step(*, table_sync: str = "update", **update_kwargs):
       rendezvous per update, so each device runs at its own speed (on a CPU, devices are
       cores). Not equal to the single-device result (tested: close, and the same quality).
 
-    Other arguments: those of :func:`make_update`.
+    ``update``: an update of :func:`make_update`'s form (CBOW's), else one made from the other arguments.
     """
     if table_sync not in TABLE_SYNC:
         raise ValueError(f"table_sync={table_sync!r} is not one of {TABLE_SYNC}.")
-    update = make_update(**update_kwargs)
+    update = update or make_update(**update_kwargs)
 
     def per_device_step(state: Word2VecState, batch: dict[str, jax.Array], axis_name: str | None):
         by_update = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batch)  # [updates, rows, ...]

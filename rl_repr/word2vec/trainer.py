@@ -1,8 +1,9 @@
-"""word2vec (skip-gram, Mikolov et al. 2013): the method's plan for the runner.
+"""word2vec (skip-gram, Mikolov et al. 2013; or CBOW, or a next-word language model: ``config.context``,
+``contexts.py``): the method's plan for the runner.
 
 Story of a run (the runner, ``rl_repr.core.runner``, does the shared parts): read the corpus
 and build the vocabulary (``rl_repr.data.text``) -> the run's batches, a pure function of the
-step -> the tables and the compiled update (``step.py``) for the configured driver -> the
+step -> the tables and the compiled update (``step.py``, ``cbow.py``, ``language_model.py``) -> the
 shared loop (checkpoints, metrics, resume; progress lines report raw corpus words per second,
 as gensim does) -> WordSim-353, SimLex-999, Google analogies and nearest neighbours
 (``evaluation.py``) -> the input vectors exported (``export.py``).
@@ -17,16 +18,19 @@ import time
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 
+from rl_repr.core.errors import DataError
+from rl_repr.core.extras import require
 from rl_repr.core.log import logger
 from rl_repr.core.runner import Finished, Method, Plan
 from rl_repr.data.text import batches as text_batches
 from rl_repr.data.text import vocab as text_vocab
-from rl_repr.word2vec import evaluation, export
+from rl_repr.word2vec import contexts, evaluation, export
 from rl_repr.word2vec.config import word2vec_defaults, word2vec_rules
-from rl_repr.word2vec.step import init_state, learning_rates, make_per_device_step, negatives_shape
+from rl_repr.word2vec.step import learning_rates, negatives_shape
+
+ml_collections = require("ml_collections")
 
 
 def load_corpus(config: ml_collections.ConfigDict) -> tuple[list[list[str]], dict[str, int] | None]:
@@ -35,7 +39,8 @@ def load_corpus(config: ml_collections.ConfigDict) -> tuple[list[list[str]], dic
     if data.source == "topics":
         return text_vocab.generate_topic_corpus(seed=config.seed, **data.topics.to_dict())
     return text_vocab.corpus_sentences(data.source, files=tuple(data.files), cache_dir=data.cache_dir or None,
-                                       pretokenized=data.pretokenized, lowercase=data.lowercase), None
+                                       pretokenized=data.pretokenized, lowercase=data.lowercase,
+                                       encoding_errors=data.encoding_errors), None
 
 
 class Throughput:
@@ -87,11 +92,15 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
     vocab = text_vocab.build_vocabulary(sentences, min_count=config.data.min_count,
                                         max_size=config.data.max_vocab_size or None)
     corpus = text_vocab.encode_corpus(sentences, vocab, max_sentence_length=config.data.max_sentence_length)
+    if corpus.num_words < 2:
+        raise DataError(f"the corpus yields no training pairs ({corpus.raw_word_count} words, {corpus.num_words} of "
+                        f"them seen at least config.data.min_count={config.data.min_count} times); give it more text "
+                        "or lower config.data.min_count.")
     del sentences
     noise_shape = negatives_shape(config.negative_sharing, window=config.window,
                                   positions_per_row=config.positions_per_row,
                                   negatives_per_pair=config.negatives, shared_negatives=config.shared_negatives)
-    batches = text_batches.SkipGramBatches(
+    batches = contexts.batches_class(config)(  # skip-gram's windows, or the last words (language model)
         corpus, keep_prob=text_batches.keep_probabilities(vocab.counts, config.data.sample),
         noise_probs=text_batches.noise_distribution(vocab.counts), window=config.window, seed=config.seed,
         epochs=config.epochs, rows=rows, positions_per_row=config.positions_per_row,
@@ -138,14 +147,12 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
                                                         vocab.words, vectors)
         return results
 
-    return Plan(state=init_state(jax.random.PRNGKey(config.seed), vocab.size, config.dim),
-                per_device_step=make_per_device_step(
-                    window=config.window, loss=config.loss, negatives_per_pair=config.negatives,
-                    loss_impl=config.loss_impl, table_sync=config.table_sync),
+    return Plan(state=contexts.initial_state(config, vocab.size), per_device_step=contexts.per_device_step(config),
                 batch_for_step=batch_for_step, total_steps=total_steps, final_evaluation=final_evaluation,
                 wrap_step=wrap_step)
 
 
 METHOD = Method(name="word2vec", defaults=word2vec_defaults, rules=word2vec_rules,
                 global_batch_size=lambda config, num_devices: config.rows or num_devices, plan=plan,
-                nan_fix="lower config.alpha (or config.positions_per_row: the update sums its pairs' gradients)")
+                nan_fix="lower config.alpha (or config.positions_per_row: the update sums its pairs' gradients)",
+                max_growth=None)  # the vectors start near zero and grow by design

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from rl_repr.core.errors import ConfigError, DatasetNotFoundError
+from rl_repr.core.extras import require
 from rl_repr.data.images.digits import ImageDataset, load_digits
 
 # Datasets the SimCLR recipes and evaluations are written for; any other tfds image
@@ -33,8 +35,8 @@ _READ_BATCH = 1024  # examples per tf.data batch when filling memory
 
 def _import_tfds() -> Any:
     """tensorflow_datasets, with TensorFlow kept off any accelerator (JAX owns it)."""
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
+    tf = require("tensorflow")
+    tfds = require("tensorflow_datasets")
 
     try:
         tf.config.set_visible_devices([], "GPU")
@@ -64,15 +66,18 @@ def missing_dataset_message(name: str, data_dir: str | None) -> str:
 
 def _prepared_builder(name: str, data_dir: str | None) -> Any:
     """The tfds builder for ``name`` whose files exist under ``data_dir`` (never downloads)."""
-    tfds = _import_tfds()
     directory = resolve_data_dir(data_dir)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise DatasetNotFoundError(f"data_dir {directory!r} is a file; pass the directory that holds the "
+                                   "prepared tfds datasets (config.data_dir).")
+    tfds = _import_tfds()
     try:
         # try_gcs=False: tfds must not fetch metadata or data from the public bucket.
         builder = tfds.builder(name, data_dir=directory, try_gcs=False)
     except tfds.core.registered.DatasetNotFoundError:
-        raise FileNotFoundError(missing_dataset_message(name, data_dir)) from None
+        raise DatasetNotFoundError(missing_dataset_message(name, data_dir)) from None
     if not builder.is_prepared():
-        raise FileNotFoundError(missing_dataset_message(name, data_dir))
+        raise DatasetNotFoundError(missing_dataset_message(name, data_dir))
     return builder
 
 
@@ -262,9 +267,8 @@ def iterate_tfds_batches(
     Raises:
         FileNotFoundError: the dataset is not prepared under the data dir.
     """
-    import tensorflow as tf
-
     tfds = _import_tfds()
+    tf = require("tensorflow")
     if per_process_batch_size < 1:
         raise ValueError(f"per_process_batch_size must be >= 1, got {per_process_batch_size}.")
     builder = _prepared_builder(name, data_dir)
@@ -299,21 +303,28 @@ def load_image_dataset(name: str, split: str, data_dir: str | None = None, **tfd
         **tfds_kwargs: keyword arguments of ``load_tfds_images`` (not for digits).
 
     Raises:
-        ValueError: unknown name, or tfds options passed for digits.
-        FileNotFoundError: a known tfds dataset that is not prepared under data_dir.
+        ConfigError: unknown name (a ValueError); ValueError: tfds options passed for digits.
+        DatasetNotFoundError: a known tfds dataset that is not prepared under data_dir (a
+            FileNotFoundError), or a data_dir that is a file.
     """
     if name == "digits":
         given = sorted(key for key, value in tfds_kwargs.items() if value is not None)
         if given:
             raise ValueError(f"The bundled digits set takes no tfds options, got {given}; drop them.")
         return load_digits(split)
-    tfds = _import_tfds()
+    check_known_dataset(name, data_dir)
+    return load_tfds_images(name, split, data_dir, **tfds_kwargs)
+
+
+def check_known_dataset(name: str, data_dir: str | None = None) -> None:
+    """Raises ``ConfigError`` (one sentence) unless ``name`` is a tfds dataset or prepared under
+    ``data_dir`` (a known but unprepared set is left to ``DatasetNotFoundError`` when opened)."""
     base_name = name.split(":")[0].split("/")[0]
-    registered = base_name in tfds.list_builders(with_community_datasets=False)
+    registered = base_name in _import_tfds().list_builders(with_community_datasets=False)
     on_disk = os.path.isdir(os.path.join(resolve_data_dir(data_dir), base_name))
     if not (registered or on_disk):
-        raise ValueError(
-            f"Unknown image dataset {name!r}; use 'digits' (bundled, offline) or a tfds image dataset "
-            f"prepared under data_dir, such as {', '.join(KNOWN_TFDS_IMAGE_DATASETS)}."
+        raise ConfigError(
+            f"Unknown image dataset {name!r}; use 'digits' (bundled, offline), 'characters[:...]' (generated), "
+            f"'folder:DIR' or a tfds image dataset prepared under data_dir, such as "
+            f"{', '.join(KNOWN_TFDS_IMAGE_DATASETS)}."
         )
-    return load_tfds_images(name, split, data_dir, **tfds_kwargs)

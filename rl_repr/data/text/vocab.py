@@ -29,6 +29,9 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from rl_repr.core.errors import DataError, DatasetNotFoundError
+from rl_repr.core.extras import require
+
 WIKI_EXCERPT = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 LEE_BACKGROUND = "lee_background.cor"
 GENSIM_MAX_SENTENCE_LENGTH = 10_000
@@ -43,7 +46,7 @@ def tokenize(line: str, *, lowercase: bool = True) -> list[str]:
 
 
 def read_sentences(paths: Sequence[str | os.PathLike], *, pretokenized: bool = False,
-                   lowercase: bool = True) -> Iterator[list[str]]:
+                   lowercase: bool = True, errors: str = "strict") -> Iterator[list[str]]:
     """Yields one sentence (a list of words) per non-empty line of each file, in order.
 
     Args:
@@ -51,16 +54,28 @@ def read_sentences(paths: Sequence[str | os.PathLike], *, pretokenized: bool = F
       pretokenized: split lines on whitespace only (e.g. text already tokenised by
         another tool); otherwise :func:`tokenize` them.
       lowercase: lowercase the words (also for pre-tokenised text).
+      errors: what to do with bytes that are not UTF-8: ``'strict'`` (stop, naming the file
+        and the byte offset), ``'replace'`` or ``'ignore'`` (Python's codec error handlers).
 
     Raises:
-      FileNotFoundError: a path does not exist (the message names it).
+      DatasetNotFoundError: a path does not exist (the message names it).
+      DataError: with ``errors='strict'``, a file that is not UTF-8 text (binary, or another
+        encoding): the message names the file and the offset of the first bad byte.
     """
     for path in paths:
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"corpus file {os.fspath(path)!r} does not exist; pass "
-                                    "existing UTF-8 text files, one sentence or document per line.")
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
+            raise DatasetNotFoundError(f"corpus file {os.fspath(path)!r} does not exist; pass "
+                                       "existing UTF-8 text files, one sentence or document per line.")
+        offset = 0
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    line = raw.decode("utf-8", errors=errors)
+                except UnicodeDecodeError as error:
+                    raise DataError(f"corpus file {os.fspath(path)!r} is not UTF-8 text (byte {offset + error.start} "
+                                    f"is {raw[error.start:error.start + 1]!r}); convert it to UTF-8, or set "
+                                    "config.data.encoding_errors='replace' to read it anyway.") from None
+                offset += len(raw)
                 if pretokenized:
                     words = (line.lower() if lowercase else line).split()
                 else:
@@ -117,8 +132,8 @@ def build_vocabulary(sentences: Iterable[Sequence[str]], *, min_count: int,
     if max_size is not None:
         kept = kept[:max_size]
     if not kept:
-        raise ValueError(f"no word occurs min_count={min_count} times in the corpus "
-                         f"({sum(counter.values())} tokens); lower min_count or pass more text.")
+        raise DataError(f"no word occurs min_count={min_count} times in the corpus "
+                        f"({sum(counter.values())} tokens); lower min_count or pass more text.")
     return Vocabulary(words=tuple(w for w, _ in kept),
                       counts=np.array([c for _, c in kept], dtype=np.int64))
 
@@ -176,12 +191,7 @@ def gensim_datapath(name: str) -> str:
       ImportError: gensim is not installed (it is optional; the message says how to get it).
       FileNotFoundError: this gensim has no such file.
     """
-    try:
-        from gensim.test.utils import datapath  # noqa: PLC0415 (optional dependency)
-    except ImportError as error:
-        raise ImportError(f"reading {name!r} needs gensim's bundled test data: pip install gensim, "
-                          "or pass your own files instead.") from error
-    path = datapath(name)
+    path = require("gensim.test.utils").datapath(name)  # MissingExtra names the "words" extra
     if not os.path.isfile(path):
         raise FileNotFoundError(f"gensim's test data has no {name!r} (looked at {path}); "
                                 "install a gensim release that ships it (4.x does).")
@@ -221,7 +231,8 @@ def wiki_excerpt_path(cache_dir: str | None = None) -> str:
 
 
 def corpus_sentences(source: str, *, files: Sequence[str] = (), cache_dir: str | None = None,
-                     pretokenized: bool = False, lowercase: bool = True) -> list[list[str]]:
+                     pretokenized: bool = False, lowercase: bool = True,
+                     encoding_errors: str = "strict") -> list[list[str]]:
     """The sentences of a named corpus: ``'wiki_excerpt'``, ``'lee'`` or ``'files'``.
 
     The Wikipedia excerpt is already tokenised by gensim, so it is read as such.
@@ -233,7 +244,7 @@ def corpus_sentences(source: str, *, files: Sequence[str] = (), cache_dir: str |
     if source == "files":
         if not files:
             raise ValueError("corpus 'files' needs config.data.files: a list of text files.")
-        return list(read_sentences(files, pretokenized=pretokenized, lowercase=lowercase))
+        return list(read_sentences(files, pretokenized=pretokenized, lowercase=lowercase, errors=encoding_errors))
     raise ValueError(f"unknown corpus {source!r}; choose 'wiki_excerpt', 'lee', 'files' or 'topics'.")
 
 
