@@ -6,6 +6,12 @@ small batches), weight decay 1e-6, temperature 0.1, Gaussian blur, 10 warmup epo
     python -m rl_repr.main --config=configs/simclr_imagenet.py --workdir=... --config.data_dir=gs://...
     python -m rl_repr.main --config=configs/simclr_imagenet.py:sqrt,epochs=800 ...
     python -m rl_repr.main --config=configs/simclr_imagenet.py:runlocal ...   # CPU smoke run
+    python -m rl_repr.main --config=configs/simclr_imagenet.py:runlocal --config.dataset=folder:DIR \
+        --config.eval_split=val --workdir=...   # the smoke run streaming DIR/{train,val}/<class>/<image>
+
+ImageNet streams (``rl_repr/data/images/streaming.py``): each host reads only its part of the
+JPEGs and cuts the two random crops at full resolution; the evaluation is the sharded kNN and
+the SGD linear classifier on the features sharded over the devices.
 """
 from rl_repr.core.recipes import launch_arguments
 from rl_repr.simclr.config import simclr_defaults
@@ -16,7 +22,8 @@ def get_config(arg: str | None = None):
                             values={"epochs": float})
     c = simclr_defaults()
     c.dataset = "imagenet2012"
-    c.image_size = 224
+    c.eval_split = "validation"   # imagenet2012's labelled evaluation split (a torchvision folder: 'val')
+    c.image_size = 224            # streamed: crops cut from the full-resolution JPEGs on each host
     c.model.update(depth=50, width_multiplier=1.0, small_image_stem=False)
     c.head.update(num_layers=2, output_dim=128)
     c.temperature = 0.1
@@ -33,14 +40,17 @@ def get_config(arg: str | None = None):
     if "sqrt" in args:
         c.lr_scaling, c.base_lr = "sqrt", 0.075
     c.epochs = args.get("epochs", c.epochs)
-    if "runlocal" in args:
+    if "runlocal" in args:  # generated images, or --config.dataset=folder:DIR / a small tfds set, streamed
         c.dataset = "synthetic"
         c.synthetic_examples = 32
         c.synthetic_shape = (32, 32, 3)
-        c.image_size = 0
+        c.image_size = 32
+        c.streaming = "on"
         c.model.width_multiplier = 0.0625
         c.batch_size = 16
         c.epochs = 1.0
         c.warmup_epochs = 0.5
         c.compute_dtype = "float32"
+        c.eval_batch_size = 64
+        c.linear_eval.update(epochs=10.0, batch_size=64)
     return c

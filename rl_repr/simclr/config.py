@@ -6,21 +6,34 @@ value stops the run with one sentence that names the key.
 """
 from __future__ import annotations
 
-import ml_collections
-
 from rl_repr.core import config as cfg
 from rl_repr.core import optim
+from rl_repr.core.extras import require
 from rl_repr.core.system import compute_dtype_rule, system_defaults
 from rl_repr.models import HEAD_NORMS, NORM_KINDS, RESNET_DEPTHS
+
+ml_collections = require("ml_collections")
 
 
 def simclr_defaults() -> ml_collections.ConfigDict:
     """SimCLR v1 on ImageNet-style data (Chen et al. 2020); recipes override these."""
     c = system_defaults("simclr")
     # ---- data
-    c.dataset = "digits"          # 'digits', 'synthetic', or a tfds name such as 'cifar10'
+    # 'digits', 'characters:...', 'synthetic', a prepared tfds set ('cifar10', 'imagenet2012'), or
+    # 'folder:DIR' with images in DIR/<split>/<class>/<file> (JPEG or PNG, any size)
+    c.dataset = "digits"
     c.data_dir = ""               # tfds data dir ('' = tfds default); nothing is downloaded
-    c.image_size = 0              # 0 = the dataset's own size; else resize (tfds streams)
+    c.train_split = "train"       # tfds split / folder the encoder trains on
+    c.eval_split = "test"         # labelled split scored (imagenet2012: 'validation'; an ImageNet folder: 'val')
+    c.image_size = 0              # 0 = the dataset's own size; else the side images are resized to
+    # stream the images from disk (rl_repr/data/images/streaming.py): 'on', 'off', or 'auto' = a
+    # folder or tfds set whose training split, decoded at image_size, exceeds stream_above_gb per
+    # process; generated sets (digits, characters, synthetic) are always in memory
+    c.streaming = "auto"
+    c.stream_above_gb = 4.0
+    c.data_workers = 0            # streaming: images decoded in parallel per process (0: tf.data decides)
+    c.prefetch_batches = 2        # streaming: batches ready on each host (plus one placed on the devices)
+    c.shuffle_buffer = 10_000     # streaming a tfds set: records shuffled in this window (folders: exactly)
     c.synthetic_examples = 256    # 'synthetic': generated images (tests, smoke runs)
     c.synthetic_shape = (32, 32, 3)
     # ---- encoder and head
@@ -65,7 +78,13 @@ def simclr_defaults() -> ml_collections.ConfigDict:
     c.baselines = True            # raw pixels and random-init encoder, same protocol
     c.finetune_fractions = ()     # e.g. (0.01, 0.1): semi-supervised protocol of Table 7
     c.finetune_steps = 500
+    c.label_subsets_dir = ""      # the 1%/10% image-id lists ('' = <workdir>/label_subsets, drawn once)
     c.eval_batch_size = 512
+    # the linear classifier on the frozen h of a streaming run: SGD (Nesterov) or LARS on the
+    # features sharded over the devices, LR base_lr x B/256, cosine (SimCLR's linear evaluation at
+    # scale, rl_repr/evaluation/linear_classifier.py); in-memory runs fit the full-batch L-BFGS probe
+    c.linear_eval = ml_collections.ConfigDict(dict(
+        epochs=90.0, batch_size=4096, optimizer="sgd", base_lr=0.1, weight_decay=0.0))
     return c
 
 
@@ -90,4 +109,13 @@ def simclr_rules() -> list[cfg.Rule]:
         cfg.Rule("finetune_fractions", lambda f, c: all(0 < x <= 1 for x in f),
                  "a tuple of fractions in (0, 1], e.g. (0.01, 0.1)"),
         cfg.positive_int("finetune_steps"),
+        cfg.Rule("train_split", lambda v, c: isinstance(v, str) and v != "", "a split name, such as 'train'"),
+        cfg.Rule("eval_split", lambda v, c: isinstance(v, str) and v != "",
+                 "a labelled split name, such as 'test' or 'validation'"),
+        cfg.one_of("streaming", ("auto", "on", "off")), cfg.positive("stream_above_gb"),
+        cfg.non_negative_int("data_workers"), cfg.positive_int("prefetch_batches"),
+        cfg.positive_int("shuffle_buffer"),
+        cfg.positive("linear_eval.epochs"),
+        cfg.positive_int("linear_eval.batch_size"), cfg.one_of("linear_eval.optimizer", ("sgd", "lars")),
+        cfg.positive("linear_eval.base_lr"), cfg.non_negative("linear_eval.weight_decay"),
     ]

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
-import ml_collections
 
+from rl_repr.core.extras import require
 from rl_repr.core.system import compute_dtype
 from rl_repr.models import ProjectionHead, ResNet
+
+ml_collections = require("ml_collections")
 
 
 class SimCLRModel(nn.Module):

@@ -1,7 +1,8 @@
 """SimCLR pretraining (Chen et al. 2020, arXiv:2002.05709): the method's plan for the runner.
 
 Story of a run (the runner, ``rl_repr.core.runner``, does the shared parts): load the images
-(``rl_repr.data.images.sources``) -> steps from epochs -> LARS with warmup + cosine -> encoder
+(``rl_repr.data.images.sources``), or stream them when they do not fit
+(``streaming_input.py``: crops cut on the host, evaluation sharded) -> steps from epochs -> LARS with warmup + cosine -> encoder
 f and head g (``model.py``) at their initial state -> the per-device step (``step.py``) ->
 the shared loop, with a kNN monitor every ``eval_every_steps`` -> linear probe and kNN on the
 frozen h, next to raw pixels and the random-init encoder, and optional 1%/10% fine-tuning
@@ -11,21 +12,26 @@ frozen h, next to raw pixels and the random-init encoder, and optional 1%/10% fi
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from rl_repr.core import optim
+from rl_repr.core.errors import ConfigError
+from rl_repr.core.extras import require
 from rl_repr.core.runner import Finished, Method, Plan
 from rl_repr.core.state import TrainState
 from rl_repr.data.images import augment, sources
-from rl_repr.simclr import evaluation
+from rl_repr.simclr import evaluation, streaming_input
 from rl_repr.simclr.config import simclr_defaults, simclr_rules
 from rl_repr.simclr.model import build_model
 from rl_repr.simclr.step import make_per_device_step
+
+ml_collections = require("ml_collections")
 
 
 def optimizer_config(config: ml_collections.ConfigDict, total_steps: int,
@@ -45,12 +51,17 @@ def init_state(config: ml_collections.ConfigDict, optimizer, key: jax.Array, ima
 
 def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
     """Data, schedule, optimizer, initial state and step of a SimCLR run on ``mesh``."""
-    del mesh  # the runner places everything; SimCLR needs nothing mesh-specific
-    train_set, test_set = sources.load_train_test(config)
-    steps_per_epoch = sources.global_steps_per_epoch(config, train_set)
+    data = streaming_input.open_streaming_input(config) if streaming_input.streams(config) else None
+    if data is None:
+        train_set, test_set = sources.load_train_test(config)
+        steps_per_epoch, image_shape = sources.global_steps_per_epoch(config, train_set), train_set.image_shape
+        num_images = train_set.num_examples
+    else:
+        steps_per_epoch, image_shape = data.steps_per_epoch, (config.image_size, config.image_size, 3)
+        num_images = data.train.num_examples
     if steps_per_epoch == 0:
-        raise ValueError(f"config.batch_size={config.batch_size} exceeds the {train_set.num_examples} "
-                         "training images; use a smaller batch size.")
+        raise ConfigError(f"config.batch_size={config.batch_size} exceeds the {num_images} training images; use a "
+                          "smaller batch size.")
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
     warmup_steps = min(int(round(config.warmup_epochs * steps_per_epoch)), total_steps)
     optimizer, schedule = optim.make_optimizer(optimizer_config(config, total_steps, warmup_steps))
@@ -60,6 +71,11 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
     init_key = jax.random.key(config.seed, impl="rbg")
     base_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
     augment_config = augment.AugmentConfig(**config.augment.to_dict())
+    random_state = functools.partial(init_state, config, optimizer, init_key, image_shape)
+    if data is not None:
+        return _streaming_plan(config, mesh, data, random_state, total_steps, make_per_device_step(
+            config, optimizer, schedule, dataclasses.replace(augment_config, crop=False), base_key,
+            data_position=data.position))
     process_shard = sources.is_process_shard(config)
 
     def batch_for_step(step: int) -> dict:
@@ -72,16 +88,43 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
         return {"knn_accuracy": evaluation.knn_monitor(config, state, train_set, test_set)}
 
     def final_evaluation(state, finished: Finished) -> dict:
-        del finished
-        random_state = init_state(config, optimizer, init_key, train_set.image_shape)
-        results = evaluation.final_evaluation(config, state, random_state, train_set, test_set)
+        results = evaluation.final_evaluation(config, state, random_state(), train_set, test_set,
+                                              subsets_dir=config.label_subsets_dir or
+                                              os.path.join(finished.workdir, "label_subsets"))
         results.update(epochs=config.epochs, batch_size=config.batch_size)
         return results
 
-    return Plan(state=init_state(config, optimizer, init_key, train_set.image_shape),
+    return Plan(state=random_state(),
                 per_device_step=make_per_device_step(config, optimizer, schedule, augment_config, base_key),
                 batch_for_step=batch_for_step, total_steps=total_steps, final_evaluation=final_evaluation,
                 monitor=monitor, eval_every=config.eval_every_steps)
+
+
+def _streaming_plan(config, mesh, data: streaming_input.StreamingInput, random_state, total_steps: int,
+                    per_device_step) -> Plan:
+    """The plan of a run whose images stream from disk (``rl_repr.simclr.streaming_input``)."""
+
+    def monitor(state, step):
+        del step
+        return {"knn_accuracy": streaming_input.streaming_knn(data, _h(config, state), mesh)}
+
+    def final_evaluation(state, finished: Finished) -> dict:
+        del finished
+        results = streaming_input.streaming_report(data, _h(config, state), mesh)
+        if config.baselines:  # the random-init encoder (raw pixels at full resolution are left out)
+            results.update(streaming_input.streaming_report(data, _h(config, random_state()), mesh, "random_init_"))
+        results.update(epochs=config.epochs, batch_size=config.batch_size, streamed=True)
+        return results
+
+    return Plan(state=data.with_position(random_state()), per_device_step=per_device_step,
+                batch_for_step=lambda step: next(data.batches_from(step)), batches_from=data.batches_from,
+                on_restored=data.check_restored, total_steps=total_steps, final_evaluation=final_evaluation,
+                monitor=monitor, eval_every=config.eval_every_steps)
+
+
+def _h(config, state):
+    """The eval-mode encoder output h of a batch of images."""
+    return evaluation.encoder_output(config, state, with_head=False)
 
 
 METHOD = Method(name="simclr", defaults=simclr_defaults, rules=simclr_rules,

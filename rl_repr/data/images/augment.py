@@ -218,8 +218,9 @@ def to_float_images(images: jax.Array) -> jax.Array:
 def example_keys(key: jax.Array, num_examples: int, first_index: int | jax.Array = 0) -> jax.Array:
     """One key per example: ``fold_in(key, first_index + n)`` for n in [0, num_examples).
 
-    Keyed by the example's *global* index, so a device holding rows ``[first_index, first_index
-    + N)`` of a batch draws the same augmentations as one device holding the whole batch.
+    Keyed by the example's *global* index, so a device holding rows
+    ``[first_index, first_index + N)`` of a batch draws the same augmentations as one device
+    holding the whole batch.
     """
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(first_index + jnp.arange(num_examples))
 
@@ -250,14 +251,17 @@ def two_views(key: jax.Array, images: jax.Array, config: AugmentConfig, *,
 
     Example n's two views use the two halves of ``split(example_keys(key, N, first_index)[n])``.
     [N, H, W, C] -> ([N, H, W, C], [N, H, W, C]) float32; row n of both views comes from image n
-    (the positive pair of the contrastive loss).
+    (the positive pair of the contrastive loss). Images ``[N, 2, H, W, C]`` already hold a
+    separate image per view (random crops cut on the host, ``rl_repr.data.images.streaming``):
+    view v is then augmented from ``images[:, v]`` (pass a config with ``crop=False``).
     """
-    if images.ndim != 4:
-        raise ValueError(f"two_views expects [N, H, W, C] images, got shape {images.shape}.")
+    if images.ndim not in (4, 5) or (images.ndim == 5 and images.shape[1] != 2):
+        raise ValueError(f"two_views expects [N, H, W, C] or [N, 2, H, W, C] images, got shape {images.shape}.")
     images = to_float_images(images)
+    firsts, seconds = (images[:, 0], images[:, 1]) if images.ndim == 5 else (images, images)
     keys = jax.vmap(jax.random.split)(example_keys(key, images.shape[0], first_index))
     augment = jax.vmap(lambda k, x: augment_image(k, x, config))
-    return augment(keys[:, 0], images), augment(keys[:, 1], images)
+    return augment(keys[:, 0], firsts), augment(keys[:, 1], seconds)
 
 
 __all__ = [

@@ -20,6 +20,8 @@ import functools
 
 import numpy as np
 
+from rl_repr.core.extras import require
+
 DIGITS_NUM_CLASSES = 10
 _DIGITS_TEST_EVERY = 5  # test = every 5th image: a 20% split, stratified by acquisition order.
 _DIGITS_MAX_VALUE = 16.0  # scikit-learn's digits count 4x4-block pixels: 0..16.
@@ -84,7 +86,7 @@ def counts_to_images(counts: np.ndarray) -> np.ndarray:
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All 1797 digits as read-only ([1797, 8, 8, 1] uint8, [1797] int32)."""
     # Imported here so that `import rl_repr.data` stays cheap.
-    from sklearn.datasets import load_digits as sklearn_load_digits
+    sklearn_load_digits = require("sklearn.datasets").load_digits
 
     bunch = sklearn_load_digits()
     # The cache hands the same arrays to every caller; freezing them keeps one

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import ml_collections
 import numpy as np
 
+from rl_repr.core.extras import require
 from rl_repr.data.images.class_augmentation import augment_classes
 from rl_repr.data.images.digits import ImageDataset
+
+ml_collections = require("ml_collections")
 
 __all__ = ["ClassSplit", "load_class_split", "training_set", "pk_batch_indices"]
 

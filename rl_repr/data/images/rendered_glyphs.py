@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from rl_repr.core.extras import require
 from rl_repr.data.images.digits import ImageDataset, counts_to_images
 
 __all__ = ["DEFAULT_CHARACTERS", "glyph_fonts", "render_glyphs", "blocks_to_counts"]
@@ -44,7 +45,7 @@ _BLOCK = 4         # optdigits' block side: 32 / 4 = 8 pixels per side
 
 def glyph_fonts() -> tuple[str, ...]:
     """Paths of the bundled fonts used (those of ``_FONT_FILES`` that this matplotlib ships)."""
-    import matplotlib  # noqa: PLC0415
+    matplotlib = require("matplotlib", extra="data")  # its fonts; Pillow comes with it
 
     folder = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
     fonts = tuple(os.path.join(folder, f) for f in _FONT_FILES if os.path.exists(os.path.join(folder, f)))

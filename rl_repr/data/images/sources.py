@@ -6,26 +6,36 @@
   test = every 5th image of each class; generated offline, as many classes as a study needs;
 * ``'synthetic'``: generated smoke-test images (``config.synthetic_examples`` of
   ``config.synthetic_shape``);
+* ``'folder:DIR'``: the images of ``DIR/<split>/<class>/<file>`` (``rl_repr.data.images.folders``),
+  central crops at ``config.image_size`` (a folder too large for memory streams instead:
+  ``rl_repr.data.images.streaming``);
 * any other name: a prepared TensorFlow Datasets set read from ``config.data_dir``, never
   downloaded (each process reads its own shard of the training split).
 """
 from __future__ import annotations
 
 import jax
-import ml_collections
 import numpy as np
 
+from rl_repr.core.errors import ConfigError
+from rl_repr.core.extras import require
 from rl_repr.core.recipes import launch_arguments
 from rl_repr.data.images.batching import epoch_permutation_batches
 from rl_repr.data.images.digits import ImageDataset, load_digits
+from rl_repr.data.images.folders import folder_root
 from rl_repr.data.images.synthetic import make_synthetic_images
+
+ml_collections = require("ml_collections")
 
 
 def load_train_test(config: ml_collections.ConfigDict) -> tuple[ImageDataset, ImageDataset]:
     """``(train, test)`` in memory for ``config.dataset``: 'digits' (bundled), 'synthetic'
-    (generated, ``config.synthetic_examples`` of ``config.synthetic_shape``), or a tfds name
-    read from ``config.data_dir`` (never downloaded)."""
+    (generated, ``config.synthetic_examples`` of ``config.synthetic_shape``), a tfds name
+    read from ``config.data_dir`` (never downloaded), or ``'folder:DIR'`` (central crops at
+    ``config.image_size``); the splits are ``config.train_split`` / ``config.eval_split``
+    ('train' / 'test' for methods without them)."""
     name = config.dataset
+    train_split, eval_split = config.get("train_split", "train"), config.get("eval_split", "test")
     if name == "digits":
         return load_digits("train"), load_digits("test")
     if name.split(":")[0] == "characters":
@@ -35,14 +45,29 @@ def load_train_test(config: ml_collections.ConfigDict) -> tuple[ImageDataset, Im
         both = make_synthetic_images(n_train + max(10, n_train // 4), tuple(config.synthetic_shape),
                                      seed=config.seed)
         return _rows(both, slice(0, n_train)), _rows(both, slice(n_train, None))
+    if folder_root(name) is not None:
+        return _folder_in_memory(config, train_split, eval_split)
     from rl_repr.data.images.tfds import load_image_dataset  # noqa: PLC0415 (imports TensorFlow)
 
     # A tfds set: each process reads only its own shard of the training split (and samples
     # its rows of every global batch from it); every process reads the whole test split.
     data_dir, size = config.data_dir or None, config.image_size or None
-    train = load_image_dataset(name, "train", data_dir, process_index=jax.process_index(),
+    train = load_image_dataset(name, train_split, data_dir, process_index=jax.process_index(),
                                process_count=jax.process_count(), drop_remainder=True, image_size=size)
-    return train, load_image_dataset(name, "test", data_dir, image_size=size)
+    return train, load_image_dataset(name, eval_split, data_dir, image_size=size)
+
+
+def _folder_in_memory(config, train_split: str, eval_split: str) -> tuple[ImageDataset, ImageDataset]:
+    """Both splits of ``folder:DIR`` in memory, every process the whole of each."""
+    from rl_repr.data.images import streaming  # noqa: PLC0415 (imports TensorFlow)
+
+    if not config.get("image_size"):
+        raise ConfigError(f"config.dataset={config.dataset!r} holds images of any size; set config.image_size "
+                          "to the side they are resized to.")
+    settings = streaming.StreamSettings(image_size=config.image_size)
+    train = streaming.open_source(config.dataset, train_split)
+    test = streaming.open_source(config.dataset, eval_split, class_names=train.folder.class_names)
+    return streaming.load_in_memory(train, settings), streaming.load_in_memory(test, settings)
 
 
 def made_up_characters(name: str) -> tuple[ImageDataset, ImageDataset]:
@@ -62,7 +87,8 @@ def made_up_characters(name: str) -> tuple[ImageDataset, ImageDataset]:
 
 def is_process_shard(config: ml_collections.ConfigDict) -> bool:
     """Whether ``load_train_test`` gave this process only its shard of the training split."""
-    return config.dataset not in ("digits", "synthetic") and not config.dataset.startswith("characters")
+    return (config.dataset not in ("digits", "synthetic") and not config.dataset.startswith("characters")
+            and folder_root(config.dataset) is None)
 
 
 def _rows(dataset: ImageDataset, rows: slice | np.ndarray) -> ImageDataset:
