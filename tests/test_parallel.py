@@ -17,6 +17,7 @@ from jax.sharding import AxisType, PartitionSpec as P
 
 from rl_repr.core import mesh as parallel
 from rl_repr.core.drivers import Driver
+from compilation import xla_flags
 
 
 # ------------------------------------------------------------------ mesh and shardings
@@ -202,7 +203,7 @@ def _free_port():
 @pytest.mark.slow
 def test_two_process_gloo_psum(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_force_host_platform_device_count=4")
+               XLA_FLAGS=xla_flags(4))
     port = _free_port()
     # Files, not pipes: a worker blocked on a full pipe would stall its peer's collectives.
     logs = [(open(tmp_path / f"out{i}", "w+"), open(tmp_path / f"err{i}", "w+")) for i in range(2)]
