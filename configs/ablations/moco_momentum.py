@@ -9,20 +9,15 @@ MoCo v2 at the study budget; one sweep per seed, ``rl_repr.sweeps.seed_summary``
 """
 import os
 
-from rl_repr import sweeps
-from rl_repr.core.recipes import import_recipe_file, launch_arguments
+from rl_repr.core.recipes import import_recipe_file
 
 _TABLE1 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moco_table1.py")
-moco_study_base = import_recipe_file(_TABLE1, None, "sweep", "moco_study_base", _TABLE1)[0].moco_study_base
+one_axis_sweep = import_recipe_file(_TABLE1, None, "sweep", "one_axis_sweep", _TABLE1)[0].one_axis_sweep
 
 MOMENTA = (0.0, 0.9, 0.99, 0.999, 0.9999)
-LAYOUT = sweeps.TableLayout(rows="key_momentum", row_label="momentum m",
-                            metrics=("linear_probe_accuracy", "knn_accuracy"))
 
 
-def get_sweep(arg=None) -> sweeps.Sweep:
-    seed = launch_arguments(arg, "configs/ablations/moco_momentum.py", values={"seed": int}).get("seed", 0)
-    base = moco_study_base()
-    cells = tuple(sweeps.Cell(f"m={m:g}", {"key_momentum": m, "seed": seed}) for m in MOMENTA)
-    note = f"Key momentum on digits, seed {seed}: MoCo v2, {base.epochs:g} epochs, batch {base.batch_size}, K = {base.queue_size}."
-    return sweeps.Sweep(name=f"moco_momentum-seed{seed}", base=base, cells=cells, layout=LAYOUT, description=note)
+def get_sweep(arg=None):
+    return one_axis_sweep("moco_momentum", arg, "key_momentum", MOMENTA, lambda m: f"m={m:g}", "momentum m",
+                          lambda base, seed: (f"Key momentum on digits, seed {seed}: MoCo v2, {base.epochs:g} epochs, "
+                                              f"batch {base.batch_size}, K = {base.queue_size}."))

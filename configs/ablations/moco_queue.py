@@ -8,20 +8,15 @@ training digits, so 256, 512, 768, 1024 and 1280. MoCo v2 at the study budget
 """
 import os
 
-from rl_repr import sweeps
-from rl_repr.core.recipes import import_recipe_file, launch_arguments
+from rl_repr.core.recipes import import_recipe_file
 
 _TABLE1 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moco_table1.py")
-moco_study_base = import_recipe_file(_TABLE1, None, "sweep", "moco_study_base", _TABLE1)[0].moco_study_base
+one_axis_sweep = import_recipe_file(_TABLE1, None, "sweep", "one_axis_sweep", _TABLE1)[0].one_axis_sweep
 
 QUEUE_SIZES = (256, 512, 768, 1024, 1280)
-LAYOUT = sweeps.TableLayout(rows="queue_size", row_label="queue size K",
-                            metrics=("linear_probe_accuracy", "knn_accuracy"))
 
 
-def get_sweep(arg=None) -> sweeps.Sweep:
-    seed = launch_arguments(arg, "configs/ablations/moco_queue.py", values={"seed": int}).get("seed", 0)
-    base = moco_study_base()
-    cells = tuple(sweeps.Cell(f"K={k}", {"queue_size": k, "seed": seed}) for k in QUEUE_SIZES)
-    note = f"Queue size on digits, seed {seed}: MoCo v2, {base.epochs:g} epochs, batch {base.batch_size}, m = {base.key_momentum}."
-    return sweeps.Sweep(name=f"moco_queue-seed{seed}", base=base, cells=cells, layout=LAYOUT, description=note)
+def get_sweep(arg=None):
+    return one_axis_sweep("moco_queue", arg, "queue_size", QUEUE_SIZES, lambda k: f"K={k}", "queue size K",
+                          lambda base, seed: (f"Queue size on digits, seed {seed}: MoCo v2, {base.epochs:g} epochs, "
+                                              f"batch {base.batch_size}, m = {base.key_momentum}."))

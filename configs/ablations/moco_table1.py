@@ -30,6 +30,17 @@ def moco_study_base(**overrides):
     return base
 
 
+def one_axis_sweep(study: str, arg, key: str, values, cell_name, row_label: str, note) -> sweeps.Sweep:
+    """The sweep ``<study>-seed<N>`` of MoCo v2 at the study budget with ``key`` set to each of
+    ``values`` (cells named ``cell_name(value)``); ``note(base, seed)`` describes it."""
+    seed = launch_arguments(arg, f"configs/ablations/{study}.py", values={"seed": int}).get("seed", 0)
+    base = moco_study_base()
+    cells = tuple(sweeps.Cell(cell_name(value), {key: value, "seed": seed}) for value in values)
+    layout = sweeps.TableLayout(rows=key, row_label=row_label, metrics=("linear_probe_accuracy", "knn_accuracy"))
+    return sweeps.Sweep(name=f"{study}-seed{seed}", base=base, cells=cells, layout=layout,
+                        description=note(base, seed))
+
+
 def augmentations() -> tuple[dict, dict]:
     """The ``augment.*`` overrides of the digits recipe's v1 and v2 ("aug+") augmentations (the keys
     where they differ)."""
