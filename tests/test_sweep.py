@@ -96,10 +96,27 @@ def test_digits_grid_is_the_promised_size_and_fits_forty_minutes():
     assert bs.digits_cost_seconds((32, 64, 128, 256, 512, 1024), (10, 25, 50)) == pytest.approx(
         images * 0.2 / 256 + 36 * 20)
     assert images * 0.2 / 256 + 36 * 20 < 40 * 60
-    for arg in ("imagenet", "cifar10"):
-        paper = sweep.load_sweep_file(os.path.join(REPO, f"configs/ablations/batch_size.py:{arg}"))
-        for cell in paper.cells:
-            runner.validate(sweep.cell_config(paper.base, cell.overrides))
+
+
+# The launch arguments of every committed sweep (a sweep file missing here fails the test below).
+_SWEEP_ARGS = {"batch_size": ("digits", "digits_quick", "imagenet", "cifar10"),
+               "gradient_cache": ("digits", "digits_quick"),
+               "projection_head": ("digits", "digits_quick", "imagenet", "cifar10"),
+               "temperature": ("digits", "digits_quick", "imagenet", "cifar10"),
+               **{f"moco_{study}": ("seed=0",) for study in ("table1", "table2", "queue", "momentum", "recipe_search")}}
+
+
+def test_every_committed_sweep_has_valid_cells():
+    """Each sweep in configs/ablations/ loads with each launch argument, and every cell's config
+    passes its method's rules: a typo in a study shows here, not an hour into the sweep."""
+    files = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs/ablations")) if f.endswith(".py"))
+    assert files == sorted(_SWEEP_ARGS), "add the new sweep file's launch arguments to _SWEEP_ARGS"
+    for name, args in _SWEEP_ARGS.items():
+        for arg in args:
+            study = sweep.load_sweep_file(os.path.join(REPO, f"configs/ablations/{name}.py:{arg}"))
+            assert study.cells, name
+            for cell in study.cells:
+                runner.validate(sweep.cell_config(study.base, cell.overrides))
 
 
 # ----------------------------------------------------------------------------- running

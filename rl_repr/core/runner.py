@@ -270,7 +270,7 @@ def _train_and_evaluate(built: Run, workdir: str, stop_after_step: int | None, a
                             time.process_time() - cpu_start)
         results = plan.final_evaluation(state, finished)
         results.update(steps=plan.total_steps, train_seconds=round(finished.seconds, 1),
-                       devices=built.driver.num_devices)
+                       train_cpu_seconds=round(finished.cpu_seconds, 1), devices=built.driver.num_devices)
         writer.write(step, {k: v for k, v in results.items() if isinstance(v, float)})
     finally:
         writer.close()
