@@ -1,11 +1,11 @@
 """Zero-shot recognition of made-up characters from their descriptions (Lampert et al. 2009, DAP).
 
     python -m rl_repr.main --config=configs/zero_shot_characters.py --workdir=/tmp/zero_shot
-    python -m rl_repr.main --config=configs/zero_shot_characters.py:rotation ...   # another pretext encoder
+    python -m rl_repr.main --config=configs/zero_shot_characters.py:jigsaw ...   # another pretext encoder
 
-``configs/pretext_characters.py`` (the jigsaw puzzle, whose frozen h scored best of the single
-pretext tasks in ``experiments/compare_pretext.py``, unless the launch argument names other tasks,
-with the same tokens) with the last 20 of the 100 character classes held out: the encoder
+``configs/pretext_characters.py`` (inpainting with random-region masks, whose frozen h scored best
+of the pretext tasks in ``experiments/compare_pretext.py``, unless the launch argument names other
+tasks, with the same tokens) with the last 20 of the 100 character classes held out: the encoder
 is pretrained on the images of the other 80 only, and the frozen-encoder report covers those 80.
 Then each held-out class is known only by its 10 yes/no attributes, measured on its pen
 trajectory (``rl_repr.data.images.character_attributes``: strokes, loops, crossings, width, path
@@ -24,6 +24,6 @@ from rl_repr.core.recipes import load_config_file
 
 def get_config(arg: str | None = None):
     c = load_config_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretext_characters.py"),
-                         arg or "jigsaw")
+                         arg or "inpainting,random_region")
     c.zero_shot.update(unseen_classes=20, episodes=600)
     return c

@@ -15,7 +15,8 @@ images: LARS, temperature 0.5, crops, small rotations and shifts, cutout) and Mo
 (``configs/moco_digits.py``'s: queue of 1,024 keys, momentum 0.99, shuffled batch norm) on the
 same data. Every encoder is scored by the same code (``rl_repr.evaluation.encoder_report``):
 linear probe and kNN (k = 20) on the frozen h of the 3,200 -> 800 images, 100-way; next to raw
-pixels and the encoder at random initialisation (computed once: the same for every row). Each
+pixels and the encoder at random initialisation (computed once, by the rotation row's run: the
+same for every row). ``experiments/pretext_layers.py`` then probes every stage of each encoder. Each
 workdir is kept under ``--dir``: a rerun skips finished rows.
 
 Writes ``results.json`` (every number, per seed), ``table.md`` and ``plot.png`` under ``--out``.
@@ -52,6 +53,7 @@ ROWS = {
     "moco": ("moco_digits.py", "v2", "MoCo v2"),
 }
 METRICS = ("linear_probe_accuracy", "knn_accuracy")
+BASELINE_ROW = "rotation"  # its run also scores raw pixels and the random-init encoder (the same for every row)
 
 
 def row_config(row: str, seed: int, epochs: float, baselines: bool):
@@ -82,6 +84,10 @@ def run_row(row: str, seed: int, epochs: float, baselines: bool, workdir: str) -
             return json.load(f)
     config = row_config(row, seed, epochs, baselines)
     return runner.run(config.method, config, workdir)
+
+
+def _baselines(results: dict) -> dict:
+    return {k: v for k, v in results.items() if k.startswith(("raw_pixels_", "random_init_"))}
 
 
 def summarise(per_seed: dict[str, list[dict]]) -> dict:
@@ -177,14 +183,19 @@ def main() -> None:
     baselines: dict = {}
     for row in rows:
         for seed in seeds:
-            first = not baselines and row.startswith(("rotation", "relative", "jigsaw", "inpainting", "multi"))
+            first = row == BASELINE_ROW and seed == seeds[0]
             workdir = os.path.join(args.dir, f"{row}-epochs{args.epochs:g}-seed{seed}")
             results = run_row(row, seed, args.epochs, first, workdir)
             if first:
-                baselines = {k: v for k, v in results.items() if k.startswith(("raw_pixels_", "random_init_"))}
+                baselines = _baselines(results)
             per_seed.setdefault(row, []).append(results)
             print(f"{row} seed {seed}: linear {results['linear_probe_accuracy']:.3f} kNN {results['knn_accuracy']:.3f} "
                   f"({time.time() - started:.0f} s so far)", flush=True)
+    if not baselines:  # computed by the baseline row's run, whichever rows run now
+        path = os.path.join(args.dir, f"{BASELINE_ROW}-epochs{args.epochs:g}-seed{seeds[0]}", "results.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                baselines = _baselines(json.load(f))
     summary = summarise(per_seed)
     os.makedirs(args.out, exist_ok=True)
     json_path = os.path.join(args.out, "results.json")

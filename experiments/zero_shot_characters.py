@@ -1,7 +1,7 @@
 """Zero-shot recognition of 20 unseen made-up characters from their attributes, over seeds.
 
     nice -n 10 python experiments/zero_shot_characters.py                 # seeds 0, 1, 2
-    python experiments/zero_shot_characters.py --arg rotation --seeds 0    # another pretext encoder
+    python experiments/zero_shot_characters.py --arg jigsaw --out experiments/results/pretext-zero_shot-jigsaw
 
 Runs ``configs/zero_shot_characters.py`` (a pretext encoder trained on the images of 80 of the 100
 character classes; the last 20 held out) once per seed and collects, for the trained h, the same
@@ -34,7 +34,8 @@ METRICS = {"zero_shot_accuracy": "zero-shot (DAP, attributes only)", "one_shot_a
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arg", default="jigsaw", help="launch argument of the recipe (pretext tasks)")
+    parser.add_argument("--arg", default="inpainting,random_region",
+                        help="launch argument of the recipe (pretext tasks)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--dir", default=os.path.join(ROOT, "workdirs", "zero_shot"))
     parser.add_argument("--out", default=os.path.join(ROOT, "experiments", "results", "pretext-zero_shot"))

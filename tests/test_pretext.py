@@ -7,7 +7,11 @@ import pytest
 
 from rl_repr.core import runner
 from rl_repr.core.config import ConfigError
+from rl_repr.data.images.augment import to_float_images
+from rl_repr.pretext import evaluation, tasks
 from rl_repr.pretext.config import pretext_defaults
+from rl_repr.pretext.model import build_model
+from rl_repr.pretext.trainer import jigsaw_permutations
 
 
 def _config(**overrides):
@@ -66,6 +70,35 @@ def test_multi_task_step_on_8_devices_equals_one_device():
             np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-6, err_msg=key)
     chex.assert_trees_all_close(sharded.params, single.params, rtol=1e-3, atol=1e-5)
     chex.assert_trees_all_close(sharded.batch_stats, single.batch_stats, rtol=1e-3, atol=1e-5)
+
+
+def test_each_task_is_scored_with_batch_norm_statistics_of_its_own_inputs():
+    """Rotation reads whole images, the jigsaw 8x8 tiles: the shared encoder's running statistics
+    blend the two, so each task is scored with statistics re-estimated on its own inputs. They must
+    match the statistics of all the training images' inputs for that task (one batch, the
+    reference) and differ between the tasks."""
+    config = _config(tasks=("rotation", "jigsaw"))
+    plan = runner.build(config).plan
+    images = plan.extras["train_set"].images
+    model = build_model(config, plan.extras["train_set"].image_shape, bn_axis_name=None)
+    variables = jax.device_get({"params": plan.state.params, "batch_stats": plan.state.batch_stats})
+    permutations, key = jigsaw_permutations(config), jax.random.PRNGKey(3)
+
+    def relative_difference(a, b):
+        leaves = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+        return float(np.mean([np.abs(x - y).mean() / (np.abs(y).mean() + 1e-6) for x, y in leaves]))
+
+    estimated = {}
+    for task in config.tasks:
+        estimated[task] = evaluation.task_statistics(config, model, variables, images, permutations, task, key)
+        task_config = config.copy_and_resolve_references()
+        task_config.tasks = (task,)
+        inputs, _ = tasks.task_inputs(task_config, key, to_float_images(images), permutations)
+        _, new = model.apply(variables, inputs, train=True, mutable=["batch_stats"])  # momentum 0.9
+        reference = jax.tree_util.tree_map(lambda n, o: (n - 0.9 * o) / 0.1, new["batch_stats"],
+                                           variables["batch_stats"])
+        assert relative_difference(estimated[task], reference) < 0.1, task
+    assert relative_difference(estimated["rotation"], estimated["jigsaw"]) > 0.2
 
 
 @pytest.mark.parametrize("overrides,message", [

@@ -2,7 +2,8 @@
 
 * :func:`pretext_scores`: each task on held-out images (accuracy against chance for the
   classification tasks -- rotation 1/4, relative position 1/8, jigsaw 1/P -- and the masked
-  pixels' mean squared error for inpainting, next to predicting ``fill`` everywhere);
+  pixels' mean squared error for inpainting, next to predicting ``fill`` everywhere; with several
+  tasks, each scored with batch-norm statistics of its own inputs, :func:`task_statistics`);
 * :func:`features`: h = f(x) of whole images, eval-mode batch norm, for
   ``rl_repr.evaluation.encoder_report`` (linear probe and kNN next to raw pixels and the
   random-init encoder: exactly SimCLR's report, ``rl_repr.simclr.evaluation``);
@@ -42,31 +43,80 @@ def features(config, state: TrainState, datasets, image_shape) -> list[np.ndarra
     return [embed(apply, dataset.images, batch_size=config.eval_batch_size) for dataset in datasets]
 
 
-def pretext_scores(config, state: TrainState, dataset, image_shape, permutations: jax.Array) -> dict[str, float]:
+_RECALIBRATION_BATCHES = 50  # batch norm's momentum 0.9: the old statistics keep a weight of 0.9^50 < 0.01
+
+
+def task_statistics(config, model, variables: dict, images: np.ndarray, permutations: jax.Array,
+                    task: str, key: jax.Array) -> dict:
+    """The encoder's batch-norm statistics re-estimated on ``task``'s inputs made from ``images``.
+
+    Several tasks share one encoder but feed it different inputs (whole 32x32 images for rotation
+    and inpainting, 8x8 patches for relative position and the jigsaw), so the running statistics
+    that training leaves are a blend that matches none of them: in evaluation mode every head then
+    reads features normalised for the wrong inputs (measured on the four-task model: rotation
+    falls to chance). This runs ``_RECALIBRATION_BATCHES`` batches of ``config.batch_size``
+    images (cycling through ``images``) through the encoder in training mode on ``task``'s
+    inputs alone, so that each task is scored with statistics of its own inputs ("precise BN").
+    """
+    task_config = config.copy_and_resolve_references()
+    task_config.tasks = (task,)
+    batch = min(config.batch_size, len(images))
+
+    @jax.jit
+    def update(batch_stats, batch_images, first_index):
+        inputs, _ = tasks.task_inputs(task_config, key, to_float_images(batch_images), permutations,
+                                      first_index=first_index)
+        _, new = model.apply({"params": variables["params"], "batch_stats": batch_stats}, inputs, train=True,
+                             mutable=["batch_stats"])
+        return new["batch_stats"]
+
+    stats = variables["batch_stats"]
+    starts = range(0, len(images) - batch + 1, batch)
+    for i in range(_RECALIBRATION_BATCHES):
+        start = starts[i % len(starts)]
+        stats = update(stats, images[start:start + batch], start)
+    return stats
+
+
+def _task_scorer(config, model, task: str, key: jax.Array, permutations: jax.Array):
+    """``(variables, images, first_index) -> (loss terms, fill terms)`` of ``task`` alone, jitted."""
+    task_config = config.copy_and_resolve_references()
+    task_config.tasks = (task,)
+
+    @jax.jit
+    def score(variables, images, first_index):
+        inputs, targets = tasks.task_inputs(task_config, key, to_float_images(images), permutations,
+                                            first_index=first_index, all_four_rotations=True)
+        terms = tasks.loss_terms(model.apply(variables, inputs, train=False), targets)
+        fill = tasks.loss_terms({"inpainting": inputs["inpainting"]}, targets) if "inpainting" in inputs else {}
+        return terms, fill
+
+    return score
+
+
+def pretext_scores(config, state: TrainState, dataset, image_shape, permutations: jax.Array,
+                   train_images: np.ndarray | None = None) -> dict[str, float]:
     """Each task on ``dataset``'s images with eval-mode batch norm: ``pretext_<task>_accuracy`` (and
     ``..._chance``), or for inpainting ``pretext_inpainting_mse`` and ``..._fill_mse`` (the error of
     leaving the hole at the fill value). All four rotations of every image are scored; the
-    other tasks draw one puzzle per image from a fixed key (the same for every run)."""
+    other tasks draw one puzzle per image from a fixed key (the same for every run).
+
+    With several tasks and ``train_images``, each task is scored with batch-norm statistics
+    re-estimated on its own inputs (:func:`task_statistics`); one task uses the running statistics."""
     model = build_model(config, image_shape, bn_axis_name=None)
     variables = local_copy({"params": state.params, "batch_stats": state.batch_stats})
     key = jax.random.PRNGKey(12345)
-
-    @jax.jit
-    def score(images, first_index):
-        inputs, targets = tasks.task_inputs(config, key, to_float_images(images), permutations,
-                                            first_index=first_index, all_four_rotations=True)
-        outputs = model.apply(variables, inputs, train=False)
-        terms = tasks.loss_terms(outputs, targets)
-        fill = {}
-        if "inpainting" in inputs:
-            fill = tasks.loss_terms({"inpainting": inputs["inpainting"]}, targets)
-        return terms, fill
-
+    recalibrate = len(config.tasks) > 1 and train_images is not None
     sums: dict[str, np.ndarray] = {}
-    for start in range(0, dataset.num_examples, config.eval_batch_size):  # a smaller last batch compiles once more
-        terms, fill = score(dataset.images[start:start + config.eval_batch_size], start)
-        for name, term in [*terms.items(), *((f"{t}_fill", v) for t, v in fill.items())]:
-            sums[name] = sums.get(name, 0) + np.asarray(jax.device_get(jnp.stack(term)), np.float64)
+    for task in config.tasks:
+        batch_stats = (task_statistics(config, model, variables, train_images, permutations, task,
+                                       jax.random.fold_in(key, 1)) if recalibrate else variables["batch_stats"])
+        score = _task_scorer(config, model, task, key, permutations)
+        for start in range(0, dataset.num_examples, config.eval_batch_size):  # a smaller last batch compiles once more
+            terms, fill = score({"params": variables["params"], "batch_stats": batch_stats},
+                                dataset.images[start:start + config.eval_batch_size], start)
+            for name, term in [*terms.items(), *((f"{t}_fill", v) for t, v in fill.items())]:
+                sums[name] = sums.get(name, 0) + np.asarray(jax.device_get(jnp.stack(term)), np.float64)
     results = {}
     for name, (total, count, correct) in sums.items():
         if name.startswith("inpainting"):

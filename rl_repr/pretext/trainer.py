@@ -125,7 +125,8 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
                 return {"h": (train_h, test_h)}
             return features_of
 
-        results = evaluation.pretext_scores(config, state, test_set, image_shape, permutations)
+        results = evaluation.pretext_scores(config, state, test_set, image_shape, permutations,
+                                             train_images=train_set.images)
         results.update(encoder_report(
             extract=extract(state), random_extract=extract(random_state), train_set=train_set, test_set=test_set,
             knn_k=config.knn_k, baselines=config.baselines, prefixes={"h": ""},
