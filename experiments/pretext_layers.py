@@ -68,7 +68,8 @@ def stage_features(config, encoder_variables, images: np.ndarray, batch_size: in
 
 
 def restore_encoder(config, workdir: str):
-    """``(trained, random_init)`` encoder variables of the run in ``workdir`` (its newest checkpoint)."""
+    """``(trained, random_init)`` encoder variables of the run in ``workdir`` (its newest checkpoint)
+    and of the same run at step 0."""
     plan = runner.build(config).plan
     with Checkpointer(os.path.join(workdir, "checkpoints"), save_every_steps=1) as checkpointer:
         state, step = checkpointer.restore_latest(plan.state)
@@ -78,8 +79,7 @@ def restore_encoder(config, workdir: str):
     def encoder_of(s):
         return local_copy({"params": s.params["encoder"], "batch_stats": s.batch_stats.get("encoder", {})})
 
-    train_set, test_set = sources.load_train_test(config)
-    return encoder_of(state), encoder_of(plan.state), train_set, test_set
+    return encoder_of(state), encoder_of(plan.state)
 
 
 def probe_all(config, variables, train_set, test_set) -> dict[str, float]:
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--merge", action="store_true", help="keep the rows of an earlier layers.json in --out")
     args = parser.parse_args()
     results: dict = {}
+    data = None
     saved_path = os.path.join(args.out, "layers.json")
     if args.merge and os.path.isfile(saved_path):
         with open(saved_path) as f:
@@ -147,13 +148,19 @@ def main() -> None:
             print(f"{row}: not finished in {workdir}; skipped", flush=True)
             continue
         config = row_config(row, args.seed, args.epochs, baselines=False)
-        trained, random_init, train_set, test_set = restore_encoder(config, workdir)
+        trained, random_init = restore_encoder(config, workdir)
+        if data is None:  # every row trains on the same images (compare_pretext.DATASET)
+            data = sources.load_train_test(config)
+        train_set, test_set = data
         if "random_init" not in results:  # the same encoder architecture and init for every row
             results["random_init"] = probe_all(config, random_init, train_set, test_set)
             results["raw_pixels"] = linear_probe(raw_pixels(train_set.images), train_set.labels,
                                                  raw_pixels(test_set.images), test_set.labels)["accuracy"]
         results[row] = probe_all(config, trained, train_set, test_set)
         print(row, {k: round(v, 3) for k, v in results[row].items()}, flush=True)
+    if "random_init" not in results:
+        raise SystemExit(f"no finished row of {args.rows} under {args.dir}; run experiments/compare_pretext.py "
+                         "first (or pass --dir where its workdirs are).")
     results = {"raw_pixels": results.pop("raw_pixels"), "random_init": results.pop("random_init"),
                **{row: results[row] for row in ROWS if row in results}}
     os.makedirs(args.out, exist_ok=True)

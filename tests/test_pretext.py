@@ -91,9 +91,7 @@ def test_each_task_is_scored_with_batch_norm_statistics_of_its_own_inputs():
     estimated = {}
     for task in config.tasks:
         estimated[task] = evaluation.task_statistics(config, model, variables, images, permutations, task, key)
-        task_config = config.copy_and_resolve_references()
-        task_config.tasks = (task,)
-        inputs, _ = tasks.task_inputs(task_config, key, to_float_images(images), permutations)
+        inputs, _ = tasks.task_inputs(tasks.single_task(config, task), key, to_float_images(images), permutations)
         _, new = model.apply(variables, inputs, train=True, mutable=["batch_stats"])  # momentum 0.9
         reference = jax.tree_util.tree_map(lambda n, o: (n - 0.9 * o) / 0.1, new["batch_stats"],
                                            variables["batch_stats"])

@@ -58,8 +58,7 @@ def task_statistics(config, model, variables: dict, images: np.ndarray, permutat
     images (cycling through ``images``) through the encoder in training mode on ``task``'s
     inputs alone, so that each task is scored with statistics of its own inputs ("precise BN").
     """
-    task_config = config.copy_and_resolve_references()
-    task_config.tasks = (task,)
+    task_config = tasks.single_task(config, task)
     batch = min(config.batch_size, len(images))
 
     @jax.jit
@@ -80,8 +79,7 @@ def task_statistics(config, model, variables: dict, images: np.ndarray, permutat
 
 def _task_scorer(config, model, task: str, key: jax.Array, permutations: jax.Array):
     """``(variables, images, first_index) -> (loss terms, fill terms)`` of ``task`` alone, jitted."""
-    task_config = config.copy_and_resolve_references()
-    task_config.tasks = (task,)
+    task_config = tasks.single_task(config, task)
 
     @jax.jit
     def score(variables, images, first_index):

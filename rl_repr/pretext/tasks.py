@@ -68,6 +68,14 @@ def task_inputs(config: ml_collections.ConfigDict, key: jax.Array, images: jax.A
     return inputs, targets
 
 
+def single_task(config: ml_collections.ConfigDict, task: str) -> ml_collections.ConfigDict:
+    """A copy of ``config`` with ``tasks = (task,)``: that task's inputs alone, drawn as in ``config``
+    (each task folds its own index into the example keys)."""
+    task_config = config.copy_and_resolve_references()
+    task_config.tasks = (task,)
+    return task_config
+
+
 def loss_terms(outputs: dict[str, jax.Array], targets: dict) -> dict[str, LossTerms]:
     """Each task's :class:`LossTerms` from the model's outputs and :func:`task_inputs`' targets."""
     terms = {}
