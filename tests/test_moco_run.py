@@ -13,9 +13,12 @@ import jax
 import numpy as np
 import pytest
 
+from rl_repr import losses
 from rl_repr.core import checkpoint, runner
 from rl_repr.core.config import ConfigError
 from rl_repr.core.recipes import load_config_file
+from rl_repr.data.images import augment
+from rl_repr.simclr.model import build_model
 from two_processes import run_two_processes
 from compilation import exclusive, session_directory
 from moco_tiny import tiny_moco_config
@@ -81,6 +84,52 @@ def test_per_device_drivers_match_the_jit_run(uninterrupted, driver):
         chex.assert_trees_all_close(getattr(state, name), getattr(reference, name), rtol=1e-3, atol=5e-5)
 
 
+def _two_steps(config):
+    run = runner.build(config)
+    placed = run.driver.put_state(run.state)
+    for step in range(2):
+        placed, metrics = run.step_fn(placed, run.batch_for_step(step))
+    return jax.device_get(run.driver.get_state(placed)), metrics
+
+
+def test_symmetric_loss_is_the_mean_of_both_directions_on_one_queue():
+    """config.symmetric_loss: loss = [L(f_q(x_q), f_k(x_k)) + L(f_q(x_k), f_k(x_q))] / 2 against the
+    same queue, recomputed here from the views with global batch norm (no shuffle to reproduce)."""
+    config = tiny_moco_config(symmetric_loss=True, key_bn="global")
+    run = runner.build(config)
+    state, images = jax.device_get(run.state), run.batch_for_step(0)["image"]
+    augment_key = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))[0]  # the trainer's
+    view_q, view_k = augment.two_views(jax.random.fold_in(augment_key, 0), images,
+                                       augment.AugmentConfig(**config.augment.to_dict()))
+    model = build_model(config, bn_axis_name=None)
+
+    def embed(params, batch_stats, views):
+        (_, z, _), _ = model.apply({"params": params, "batch_stats": batch_stats}, views, train=True,
+                                   mutable=["batch_stats"])
+        return z
+
+    q, q2 = (embed(state.params, state.batch_stats, v) for v in (view_q, view_k))
+    k, k2 = (embed(state.key_params, state.key_batch_stats, v) for v in (view_k, view_q))
+    one_way = losses.queue_info_nce(q, k, state.queue, config.temperature)
+    expected = (one_way + losses.queue_info_nce(q2, k2, state.queue, config.temperature)) / 2
+    placed, metrics = run.step_fn(run.driver.put_state(run.state), run.batch_for_step(0))
+    np.testing.assert_allclose(float(metrics["loss"]), float(expected), rtol=2e-5)
+    asymmetric = runner.build(tiny_moco_config(key_bn="global"))
+    _, metrics = asymmetric.step_fn(asymmetric.driver.put_state(asymmetric.state), asymmetric.batch_for_step(0))
+    np.testing.assert_allclose(float(metrics["loss"]), float(one_way), rtol=2e-5)
+    queue = jax.device_get(placed).queue  # both key batches enqueued, into the two oldest slots
+    for slot, keys in enumerate((k, k2)):
+        np.testing.assert_allclose(queue[:, slot], keys / np.linalg.norm(keys, axis=-1, keepdims=True), atol=1e-5)
+
+
+def test_symmetric_loss_with_shuffled_batch_norm_matches_the_jit_run_per_device():
+    jit_state, _ = _two_steps(tiny_moco_config(symmetric_loss=True))
+    per_device, metrics = _two_steps(tiny_moco_config(symmetric_loss=True, parallel="shard_map"))
+    assert np.isfinite(float(metrics["loss"]))
+    for name in ("params", "batch_stats", "key_params", "key_batch_stats", "queue"):
+        chex.assert_trees_all_close(getattr(per_device, name), getattr(jit_state, name), rtol=1e-3, atol=5e-5)
+
+
 def test_v2_recipe_runs_shrunk_on_generated_images(tmp_path):
     config = load_config_file(os.path.join(ROOT, "configs/moco_v2_imagenet.py:runlocal"))
     results = runner.run("moco", config, str(tmp_path))
@@ -119,7 +168,9 @@ def test_full_recipes_keep_the_papers_settings():
 
 @pytest.mark.parametrize("overrides, message", [
     (dict(queue_size=96), "config key 'queue_size' has invalid value 96; it must be a positive multiple of "
-                          "config.batch_size=64"),
+                          "64, the keys each step enqueues (config.batch_size=64)"),
+    (dict(queue_size=64, symmetric_loss=True), "it must be a positive multiple of 128, the keys each step "
+                                               "enqueues (config.batch_size=64, both views)"),
     (dict(queue_size=192), "config.queue_size=192 exceeds the 128 training images"),
     (dict(key_bn_groups=4), "config.key_bn_groups=4 is not a multiple of the 8 devices"),
     (dict(key_bn="sync"), "config key 'key_bn' has invalid value 'sync'"),

@@ -36,7 +36,7 @@ def moco_defaults() -> ml_collections.ConfigDict:
     c.head.update(num_layers=2, hidden_dim=0, output_dim=128, norm="none")
     # ---- the contrastive task
     c.temperature = 0.2           # v1 0.07, v2 0.2
-    c.queue_size = 65536          # K: a multiple of batch_size, at most the training set
+    c.queue_size = 65536          # K: a multiple of the keys per step (batch_size, x2 symmetric), at most the training set
     c.key_momentum = 0.999        # m in theta_k <- m theta_k + (1 - m) theta_q
     c.key_momentum_schedule = "constant"  # 'cosine': m rises to 1 over the run (BYOL's schedule)
     # key encoder's batch norm: 'shuffle' (MoCo: a global permutation of the key batch, statistics
@@ -44,6 +44,10 @@ def moco_defaults() -> ml_collections.ConfigDict:
     # no permutation: the leak MoCo shuffles to stop)
     c.key_bn = "shuffle"
     c.key_bn_groups = 0           # groups of the key batch with their own statistics; 0 = one per device
+    # both views as queries, each against the other's key: (L(q, k) + L(q', k')) / 2, both key
+    # batches enqueued (the MoCo authors' CIFAR-10 demo; MoCo v3); twice a step's encoder work and
+    # queue_size a multiple of 2 x batch_size. The papers' v1/v2: False
+    c.symmetric_loss = False
     # ---- optimisation
     c.batch_size = 256
     c.epochs = 200.0
@@ -62,16 +66,22 @@ def moco_defaults() -> ml_collections.ConfigDict:
     return c
 
 
+def keys_per_step(config) -> int:
+    """Keys a step enqueues: the global batch's, or both views' with the symmetric loss."""
+    return config.batch_size * (2 if config.get("symmetric_loss") is True else 1)
+
+
 def moco_rules() -> list[cfg.Rule]:
     """SimCLR's rules of the shared keys, and MoCo's own (the runner adds the system rules)."""
     return [rule for rule in simclr_rules() if rule.key not in _SIMCLR_ONLY] + [
         cfg.one_of("model.explicit_conv_gradients", ("on", "off")),
-        cfg.Rule("queue_size", lambda k, c: cfg.is_int(k) and k > 0 and k % c.batch_size == 0,
-                 lambda c: f"a positive multiple of config.batch_size={c.batch_size} (each step enqueues a "
-                           "whole global batch)"),
+        cfg.Rule("queue_size", lambda k, c: cfg.is_int(k) and k > 0 and k % keys_per_step(c) == 0,
+                 lambda c: f"a positive multiple of {keys_per_step(c)}, the keys each step enqueues "
+                           f"(config.batch_size={c.batch_size}{', both views' if c.get('symmetric_loss') is True else ''})"),
         cfg.in_interval("key_momentum", 0.0, 1.0),
         cfg.one_of("key_momentum_schedule", KEY_MOMENTUM_SCHEDULES),
         cfg.one_of("key_bn", KEY_BATCH_NORMS),
+        cfg.Rule("symmetric_loss", lambda v, _: isinstance(v, bool), "True or False"),
         cfg.divides("key_bn_groups", "batch_size", "one group per device"),
         cfg.one_of("lr_schedule", LR_SCHEDULES),
         cfg.Rule("lr_schedule", lambda s, c: s == "cosine" or c.optimizer == "sgd",

@@ -9,6 +9,9 @@ He et al. 2020, Algorithm 1, per device (``axis_name`` set) or on the global bat
     q = f_q(x_q)        batch norm over the global batch
     loss = InfoNCE(q, k, queue) / tau; the queue is split over the devices and the negatives'
                         log-sum-exp combined across them (``rl_repr.losses.queue_info_nce``)
+    (``config.symmetric_loss``: also k' = f_k(x_q), q' = f_q(x_k), and
+     loss = [InfoNCE(q, k, queue) + InfoNCE(q', k', queue)] / 2, both k and k' enqueued, as the
+     MoCo authors' CIFAR-10 demo (which sums the two terms); twice the encoder work of a step)
     f_q <- SGD(grad, summed over devices)
     f_k <- m f_k + (1 - m) f_q
     enqueue k (each device into its own shard), drop the oldest batch
@@ -62,36 +65,55 @@ def make_per_device_step(config: ml_collections.ConfigDict, optimizer: optax.Gra
                                            first_index=first_index)
 
         # ---- keys: the momentum encoder, no gradient
-        def encode_keys(x):
-            (_, z, _), updates = key_model.apply({"params": state.key_params, "batch_stats": state.key_batch_stats},
-                                                 x, train=True, mutable=["batch_stats"])
-            return z, updates.get("batch_stats", {})
+        def key_encoder(key_batch_stats):
+            def encode(x):
+                (_, z, _), updates = key_model.apply({"params": state.key_params, "batch_stats": key_batch_stats},
+                                                     x, train=True, mutable=["batch_stats"])
+                return z, updates.get("batch_stats", {})
+            return encode
 
-        if config.key_bn == "global":
-            keys, key_batch_stats = encode_keys(view_k)
-        elif config.key_bn == "local":
-            keys, key_batch_stats = shuffle_bn.local_keys(encode_keys, view_k, key_bn_groups, axis_name=axis_name,
-                                                          shard=shard)
-        else:
-            global_batch = n if axis_name is None else n * jax.lax.axis_size(axis_name)
-            permutation = shuffle_bn.key_permutation(shuffle_key, state.step, global_batch)
-            keys, key_batch_stats = shuffle_bn.shuffled_keys(encode_keys, view_k, permutation, key_bn_groups,
-                                                             axis_name=axis_name, shard=shard)
-        keys = shard(jax.lax.stop_gradient(keys))
+        def keys_of(view, key_batch_stats, view_index):
+            encode = key_encoder(key_batch_stats)
+            if config.key_bn == "global":
+                keys, stats = encode(view)
+            elif config.key_bn == "local":
+                keys, stats = shuffle_bn.local_keys(encode, view, key_bn_groups, axis_name=axis_name, shard=shard)
+            else:
+                global_batch = n if axis_name is None else n * jax.lax.axis_size(axis_name)
+                # the key view's permutation; the symmetric loss's second key batch gets its own
+                permutation_key = shuffle_key if view_index == 0 else jax.random.fold_in(shuffle_key, view_index)
+                permutation = shuffle_bn.key_permutation(permutation_key, state.step, global_batch)
+                keys, stats = shuffle_bn.shuffled_keys(encode, view, permutation, key_bn_groups,
+                                                       axis_name=axis_name, shard=shard)
+            return shard(jax.lax.stop_gradient(keys)), stats
+
+        keys, key_batch_stats = keys_of(view_k, state.key_batch_stats, 0)
+        # (query view, its positive keys): MoCo's one pair, or both directions (symmetric loss)
+        pairs = [(view_q, keys)]
+        if config.symmetric_loss:
+            keys_of_q, key_batch_stats = keys_of(view_q, key_batch_stats, 1)
+            pairs.append((view_k, keys_of_q))
 
         # ---- queries and the loss against the (sharded) queue
         def loss_fn(params):
-            (_, z, _), updates = query_model.apply({"params": params, "batch_stats": state.batch_stats}, view_q,
-                                                   train=True, mutable=["batch_stats"])
-            loss = losses.queue_info_nce(z, keys, state.queue, config.temperature, axis_name=axis_name)
-            return loss, updates.get("batch_stats", {})
+            batch_stats, total = state.batch_stats, 0.0
+            for view, positive_keys in pairs:
+                (_, z, _), updates = query_model.apply({"params": params, "batch_stats": batch_stats}, view,
+                                                       train=True, mutable=["batch_stats"])
+                batch_stats = updates.get("batch_stats", {})
+                total = total + losses.queue_info_nce(z, positive_keys, state.queue, config.temperature,
+                                                      axis_name=axis_name)
+            return total / len(pairs), batch_stats
 
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         new_state = state.apply_gradients(sum_gradients(grads, axis_name), optimizer, batch_stats)
 
-        # ---- the key encoder follows by momentum; this step's keys replace the oldest batch
+        # ---- the key encoder follows by momentum; this step's keys replace the oldest batch (or,
+        # with the symmetric loss, both views' keys the two oldest, as the authors' CIFAR-10 demo)
         momentum = key_momentum(state.step)
-        queue, slot = losses.enqueue_keys(state.queue, state.queue_slot, keys)
+        queue, slot = state.queue, state.queue_slot
+        for _, positive_keys in pairs:
+            queue, slot = losses.enqueue_keys(queue, slot, positive_keys)
         new_state = new_state.replace(key_params=momentum_update(state.key_params, new_state.params, momentum),
                                       key_batch_stats=key_batch_stats, queue=queue, queue_slot=slot)
         metrics = {"loss": loss, "learning_rate": schedule(state.step), "key_momentum": jnp.asarray(momentum)}

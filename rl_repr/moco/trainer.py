@@ -25,7 +25,7 @@ from rl_repr.core.extras import require
 from rl_repr.core.runner import Finished, Method, Plan
 from rl_repr.data.images import augment, sources
 from rl_repr.moco import state as moco_state
-from rl_repr.moco.config import moco_defaults, moco_rules
+from rl_repr.moco.config import keys_per_step, moco_defaults, moco_rules
 from rl_repr.moco.step import make_per_device_step
 from rl_repr.simclr import evaluation
 from rl_repr.simclr.trainer import optimizer_config
@@ -57,10 +57,11 @@ def check_data_and_mesh(config: ml_collections.ConfigDict, train_set, num_device
     if config.batch_size > examples:
         raise ConfigError(f"config.batch_size={config.batch_size} exceeds the {examples} training images; use a "
                           "smaller batch size.")
+    per_step = keys_per_step(config)
     if config.queue_size > examples:
         raise ConfigError(f"config.queue_size={config.queue_size} exceeds the {examples} training images (the queue "
-                          f"would hold several keys of one image); use a multiple of config.batch_size="
-                          f"{config.batch_size} up to {examples // config.batch_size * config.batch_size}.")
+                          f"would hold several keys of one image); use a multiple of {per_step} (the keys each step "
+                          f"enqueues) up to {examples // per_step * per_step}.")
     groups = config.key_bn_groups or num_devices
     if groups % num_devices:
         raise ConfigError(f"config.key_bn_groups={config.key_bn_groups} is not a multiple of the {num_devices} "
