@@ -23,9 +23,10 @@ LAYOUT = sweeps.TableLayout(rows="head.num_layers", columns="augment.rotate_degr
 
 
 def moco_study_base(**overrides):
-    """The MoCo studies' shared base: the digits recipe (v2) at a study budget."""
+    """The MoCo studies' shared base: the digits recipe (v2) at a study budget, batch 256 (the papers'
+    and the recipe's until it moved to 128)."""
     base = sweeps.ablation_base(os.path.join(_CONFIGS, "moco_digits.py"), epochs=30.0, warmup_epochs=3.0,
-                                lr_decay_epochs=(18.0, 24.0), **overrides)
+                                lr_decay_epochs=(18.0, 24.0), batch_size=256, **overrides)
     base.model.width_multiplier = 0.125
     return base
 
