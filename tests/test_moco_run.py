@@ -93,9 +93,10 @@ def _two_steps(config):
 
 
 def test_symmetric_loss_is_the_mean_of_both_directions_on_one_queue():
-    """config.symmetric_loss: loss = [L(f_q(x_q), f_k(x_k)) + L(f_q(x_k), f_k(x_q))] / 2 against the
-    same queue, recomputed here from the views with global batch norm (no shuffle to reproduce)."""
-    config = tiny_moco_config(symmetric_loss=True, key_bn="global")
+    """config.symmetric_loss, per device: loss = [L(f_q(x_q), f_k(x_k)) + L(f_q(x_k), f_k(x_q))] / 2
+    against the same queue, recomputed here from the views with global batch norm (no shuffle to
+    reproduce), and both key batches enqueued."""
+    config = tiny_moco_config(symmetric_loss=True, key_bn="global", parallel="shard_map")
     run = runner.build(config)
     state, images = jax.device_get(run.state), run.batch_for_step(0)["image"]
     augment_key = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(config.seed), 1))[0]  # the trainer's
@@ -103,6 +104,7 @@ def test_symmetric_loss_is_the_mean_of_both_directions_on_one_queue():
                                        augment.AugmentConfig(**config.augment.to_dict()))
     model = build_model(config, bn_axis_name=None)
 
+    @jax.jit
     def embed(params, batch_stats, views):
         (_, z, _), _ = model.apply({"params": params, "batch_stats": batch_stats}, views, train=True,
                                    mutable=["batch_stats"])
@@ -110,16 +112,13 @@ def test_symmetric_loss_is_the_mean_of_both_directions_on_one_queue():
 
     q, q2 = (embed(state.params, state.batch_stats, v) for v in (view_q, view_k))
     k, k2 = (embed(state.key_params, state.key_batch_stats, v) for v in (view_k, view_q))
-    one_way = losses.queue_info_nce(q, k, state.queue, config.temperature)
-    expected = (one_way + losses.queue_info_nce(q2, k2, state.queue, config.temperature)) / 2
+    expected = (losses.queue_info_nce(q, k, state.queue, config.temperature)
+                + losses.queue_info_nce(q2, k2, state.queue, config.temperature)) / 2
     placed, metrics = run.step_fn(run.driver.put_state(run.state), run.batch_for_step(0))
     np.testing.assert_allclose(float(metrics["loss"]), float(expected), rtol=2e-5)
-    asymmetric = runner.build(tiny_moco_config(key_bn="global"))
-    _, metrics = asymmetric.step_fn(asymmetric.driver.put_state(asymmetric.state), asymmetric.batch_for_step(0))
-    np.testing.assert_allclose(float(metrics["loss"]), float(one_way), rtol=2e-5)
-    queue = jax.device_get(placed).queue  # both key batches enqueued, into the two oldest slots
+    queue = jax.device_get(run.driver.get_state(placed)).queue  # both key batches, in the two oldest slots
     for slot, keys in enumerate((k, k2)):
-        np.testing.assert_allclose(queue[:, slot], keys / np.linalg.norm(keys, axis=-1, keepdims=True), atol=1e-5)
+        np.testing.assert_allclose(queue[:, slot], keys / np.linalg.norm(keys, axis=-1, keepdims=True), atol=5e-5)
 
 
 def test_symmetric_loss_with_shuffled_batch_norm_matches_the_jit_run_per_device():
