@@ -103,7 +103,9 @@ def train_loop(
     signalled = _SigtermFlag()
     end = loop.total_steps if loop.stop_after is None else min(loop.stop_after, loop.total_steps)
     unchecked: list[tuple[int, Mapping[str, Any]]] = []  # (step, metrics) not yet checked
-    healthy = _Health(state, step, loop.max_growth)  # the last saved (or initial) parameters' norm
+    # the last saved (or initial) parameters' norm, from the placed state: the check then compiles
+    # once for the layout every later call sees
+    healthy = _Health(driver.get_state(placed), step, loop.max_growth)
 
     progress.start(step)
     try:
