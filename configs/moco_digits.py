@@ -1,20 +1,22 @@
 """MoCo on scikit-learn's bundled digits: the offline recipe (v2 by default).
 
-    python -m rl_repr.main --config=configs/moco_digits.py --workdir=/tmp/moco_digits --config.cpu_devices=8
+    python -m rl_repr.main --config=configs/moco_digits.py --workdir=/tmp/moco_digits
     python -m rl_repr.main --config=configs/moco_digits.py:v1 ...        # MoCo v1's choices
     python -m rl_repr.main --config=configs/moco_digits.py:runlocal ...  # a CPU smoke run
 
 The SimCLR digits demo's encoder (quarter-width ResNet-18, small-image stem, 64-d output) and
-its budget in time: batch 128 for 150 epochs (1,650 steps) trains in 366 s / 616 CPU-s on a
-2-core CPU with 8 simulated devices, where the demo takes 436 s / 622 CPU-s (both measured one
-after the other, `experiments/results/moco_digits/`). MoCo's step encodes the key view without a
-backward pass, so an epoch costs about two thirds of SimCLR's; batch 128 spends that on twice the
-steps of batch 256 (MoCo's negatives come from the queue, not the batch, so a smaller batch loses
-none): at 75 epochs 97.6 against 96.7 (``configs/ablations/moco_recipe_screen.py``). The queue
-holds 1,024 keys (8 batches; K must be a multiple of the batch and at most the 1,437 training
-images), and the key encoder's momentum is 0.99: 0.999 (ImageNet's, with ~500k steps) would
-leave it nearly at its random initialisation for the ~1,600 steps digits take. Shuffled batch
-norm in 8 groups of 16 (the same statistics on 1 or 8 devices).
+its budget in time: batch 128 for 225 epochs (2,475 steps) on one device trains in 290 s (321 s
+for seed 2) on a 2-core CPU, where the demo takes 324 s on its 8 simulated devices (measured
+alone, one after the other, ``experiments/results/moco_digits/``). One device, because MoCo's
+step is 2.1x slower on 8 simulated devices than on one (SimCLR's 1.1x): a batch of 16 per device
+and the key encoder's shuffle across devices cost more than the arithmetic on 2 cores; the
+step's result does not depend on the device count (shuffled batch norm always in 8 groups of
+16). Batch 128 rather than 256 because MoCo's negatives come from the queue, not the batch, so
+more, smaller steps lose nothing (at 75 epochs 97.6 against 96.7,
+``configs/ablations/moco_recipe_screen.py``). The queue holds 1,024 keys (8 batches; K must be a
+multiple of the batch and at most the 1,437 training images), and the key encoder's momentum is
+0.99: 0.999 (ImageNet's, with ~500k steps) would leave it near its random initialisation for the
+few thousand steps digits take.
 
 Versions, as in MoCo v2's Table 1 (Chen et al. 2020), mapped to 8x8 grey digits:
 
@@ -52,13 +54,13 @@ def get_config(arg: str | None = None):
     c.key_bn = "shuffle"
     c.key_bn_groups = 8
     c.batch_size = 128
-    c.epochs = 150.0
+    c.epochs = 225.0
     c.warmup_epochs = 5.0
     c.base_lr = 0.12
     c.lr_scaling = "linear"
     c.weight_decay = 1e-4
     c.lr_schedule = "cosine"
-    c.lr_decay_epochs = (90.0, 120.0)  # used by v1's step schedule: 60% and 80% of the epochs
+    c.lr_decay_epochs = (135.0, 180.0)  # used by v1's step schedule: 60% and 80% of the epochs
     c.augment.update(AUG_PLUS)
     c.finetune_fractions = (0.01, 0.1)
     c.finetune_steps = 300
