@@ -8,15 +8,15 @@ The SimCLR digits demo's encoder (quarter-width ResNet-18, small-image stem, 64-
 its budget in time: batch 128 for 225 epochs (2,475 steps) on one device trains in 290 s (321 s
 for seed 2) on a 2-core CPU, where the demo takes 324 s on its 8 simulated devices (measured
 alone, one after the other, ``experiments/results/moco_digits/``). One device, because MoCo's
-step is 2.1x slower on 8 simulated devices than on one (SimCLR's 1.1x): a batch of 16 per device
-and the key encoder's shuffle across devices cost more than the arithmetic on 2 cores; the
-step's result does not depend on the device count (shuffled batch norm always in 8 groups of
-16). Batch 128 rather than 256 because MoCo's negatives come from the queue, not the batch, so
-more, smaller steps lose nothing (at 75 epochs 97.6 against 96.7,
-``configs/ablations/moco_recipe_screen.py``). The queue holds 1,024 keys (8 batches; K must be a
-multiple of the batch and at most the 1,437 training images), and the key encoder's momentum is
-0.99: 0.999 (ImageNet's, with ~500k steps) would leave it near its random initialisation for the
-few thousand steps digits take.
+step is 2.1x slower on 8 simulated devices than on one (SimCLR's 1.2x;
+``benchmarks/device_count.py``): a batch of 16 per device and the key encoder's shuffle across
+devices cost more than the arithmetic on 2 cores; the step's result does not depend on the
+device count (shuffled batch norm always in 8 groups of 16). Batch 128 rather than 256 because
+MoCo's negatives come from the queue, not the batch, so more, smaller steps lose nothing (at 75
+epochs 97.6 against 96.7, ``configs/ablations/moco_recipe_screen.py``). The queue holds 1,024
+keys (8 batches; K must be a multiple of the batch and at most the 1,437 training images), and
+the key encoder's momentum is 0.99: 0.999 (ImageNet's, with ~500k steps) would leave it near its
+random initialisation for the few thousand steps digits take.
 
 Versions, as in MoCo v2's Table 1 (Chen et al. 2020), mapped to 8x8 grey digits:
 
