@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 
+from rl_repr.core.files import write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_IMAGES = 1437  # scikit-learn's digits, training split
 RECIPES = {"moco": ("configs/moco_digits.py", 128, 20.0), "simclr": ("configs/simclr_digits.py", 256, 40.0)}
@@ -64,11 +66,9 @@ def main() -> None:
         f"slowdown_{last}_vs_{first}_devices": {m: round(epoch[m, last] / epoch[m, first], 2) for m in RECIPES},
         "moco_epoch_over_simclr_epoch": {str(d): round(epoch["moco", d] / epoch["simclr", d], 2) for d in args.devices},
     }
-    text = json.dumps(result, indent=1)
-    print(text)
+    print(json.dumps(result, indent=1))
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":
