@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from rl_repr.losses import enqueue_keys, flat_queue, info_nce, queue_info_nce, update_queue_at_pointer
+from rl_repr.losses import enqueue_ids, enqueue_keys, flat_queue, info_nce, queue_info_nce, update_queue_at_pointer
 from rl_repr.moco import state as moco_state
 
 DEVICES, PER_DEVICE, SLOTS, DIM, TAU = 8, 3, 4, 5, 0.2
@@ -90,6 +90,63 @@ def test_sharded_queue_loss_equals_one_device_under_every_driver(mesh, batch):
         np.testing.assert_allclose(grad, expected_grad, atol=1e-6, rtol=1e-5, err_msg=name)
 
 
+def own_image_ids():
+    """Query ids and queue ids with many matches: every query's image is queued 0-3 times."""
+    rng = np.random.default_rng(2)
+    return rng.permutation(BATCH).astype(np.int32), rng.integers(-1, BATCH, size=(BATCH, SLOTS)).astype(np.int32)
+
+
+def numpy_moco_loss_without_own_image(query, key, queue, query_ids, queue_ids, temperature):
+    """``numpy_moco_loss`` with each query's negatives only the queued keys of other images."""
+    keys, ids = flat_queue(queue).astype(np.float64), flat_queue(queue_ids[..., None])[:, 0]
+    return np.mean([numpy_moco_loss(q[None], k[None], keys[ids != i], temperature)
+                    for q, k, i in zip(query, key, query_ids)])
+
+
+def test_own_image_keys_leave_the_negatives_on_one_device_and_sharded(mesh, batch):
+    """query_ids/queue_ids: a queued key of the query's own image is no negative, on one device (numpy
+    reference; gradient against dense masked logits) and with the queue and ids split over 8 devices."""
+    query, key, queue = batch
+    query_ids, queue_ids = own_image_ids()
+    assert (flat_queue(queue_ids[..., None])[:, 0][None] == query_ids[:, None]).any(axis=1).mean() > 0.5
+
+    def dense(q):  # [N, 1 + K] logits, a query's own image's keys at -inf
+        unit = functools.partial(jnp.linalg.norm, axis=1, keepdims=True)
+        q, k, negatives = q / unit(q), key / unit(key), flat_queue(queue) / unit(flat_queue(queue))
+        own = query_ids[:, None] == flat_queue(queue_ids[..., None])[:, 0][None]
+        logits = jnp.concatenate([jnp.sum(q * k, 1, keepdims=True), jnp.where(own, -jnp.inf, q @ negatives.T)], 1)
+        return jnp.mean(jax.nn.logsumexp(logits / TAU, axis=1) - logits[:, 0] / TAU)
+
+    expected_value, expected_grad = jax.value_and_grad(dense)(query)
+    np.testing.assert_allclose(expected_value, numpy_moco_loss_without_own_image(
+        query, key, queue, query_ids, queue_ids, TAU), rtol=1e-5)
+    value, grad = jax.value_and_grad(lambda q: queue_info_nce(q, key, queue, TAU, query_ids=query_ids,
+                                                              queue_ids=queue_ids))(query)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, atol=1e-6, rtol=1e-5)
+    assert not np.isclose(value, queue_info_nce(query, key, queue, TAU))  # the ids do change the loss
+
+    def local(q, k, qu, q_ids, qu_ids):
+        return queue_info_nce(q, k, qu, TAU, axis_name="data", query_ids=q_ids, queue_ids=qu_ids)
+
+    rows = P("data")
+    inside = jax.jit(jax.shard_map(jax.value_and_grad(local), mesh=mesh, in_specs=(rows,) * 5,
+                                   out_specs=(P(), rows), check_vma=False))
+    pmapped = jax.pmap(jax.value_and_grad(local), axis_name="data", devices=jax.devices()[:DEVICES])
+    arrays = (query, key, queue, query_ids, queue_ids)
+    results = {"shard_map": inside(*arrays)}
+    values, grads = pmapped(*(x.reshape(DEVICES, -1, *x.shape[1:]) for x in arrays))
+    results["pmap"] = (values[0], grads.reshape(BATCH, DIM))
+    placed = [jax.device_put(x, NamedSharding(mesh, rows)) for x in arrays]
+    results["jit, queue sharded"] = jax.jit(jax.value_and_grad(
+        lambda q, *rest: queue_info_nce(q, rest[0], rest[1], TAU, query_ids=rest[2], queue_ids=rest[3])))(*placed)
+    for name, (value, grad) in results.items():
+        np.testing.assert_allclose(value, expected_value, rtol=1e-6, err_msg=name)
+        np.testing.assert_allclose(grad, expected_grad, atol=1e-6, rtol=1e-5, err_msg=name)
+    with pytest.raises(ValueError, match="pass both query_ids and queue_ids"):
+        queue_info_nce(query, key, queue, TAU, query_ids=query_ids)
+
+
 def test_jit_with_the_queue_sharded_never_gathers_the_queue(mesh, batch):
     query, key, queue = batch
     expected_value, expected_grad = single_device(query, key, queue)
@@ -121,6 +178,10 @@ def test_enqueue_on_each_device_equals_moco_ring_buffer_on_one_device(mesh):
         assert int(slot) * BATCH == int(pointer)
     # the keys of the last S global batches, each once
     assert int(slot) == 2
+    ids = jnp.full((BATCH, SLOTS), -1, jnp.int32)  # the ids go to the keys' slot
+    ids = enqueue_ids(ids, 2, jnp.arange(BATCH))
+    np.testing.assert_array_equal(ids[:, 2], np.arange(BATCH))
+    assert (np.delete(np.asarray(ids), 2, axis=1) == -1).all()
 
 
 def test_enqueue_stops_gradients_and_checks_shapes():

@@ -17,7 +17,7 @@ from rl_repr import losses
 from rl_repr.core import checkpoint, runner
 from rl_repr.core.config import ConfigError
 from rl_repr.core.recipes import load_config_file
-from rl_repr.data.images import augment
+from rl_repr.data.images import augment, sources
 from rl_repr.simclr.model import build_model
 from two_processes import run_two_processes
 from compilation import exclusive, session_directory
@@ -54,6 +54,8 @@ def test_run_writes_results_and_checkpoints_the_key_encoder_and_queue(uninterrup
     assert 0.0 <= results["linear_probe_accuracy"] <= 1.0 and 0.0 <= results["knn_accuracy"] <= 1.0
     assert json.load(open(os.path.join(workdir, "results.json")))["queue_size"] == 128
     assert int(state.queue_slot) == STEPS % 2 and state.queue.shape == (64, 2, 16)
+    last_two = [sources.process_rows(0, step, 128, 64) for step in (STEPS - 2, STEPS - 1)]
+    np.testing.assert_array_equal(state.queue_ids, np.stack(last_two, axis=1))  # each key's image index
     np.testing.assert_allclose(np.linalg.norm(state.queue, axis=-1), 1.0, rtol=1e-5)  # unit keys
     moved = [float(np.abs(k - q).max()) for k, q in zip(jax.tree.leaves(state.key_params),
                                                           jax.tree.leaves(state.params))]
@@ -82,6 +84,27 @@ def test_per_device_drivers_match_the_jit_run(uninterrupted, driver):
     assert np.isfinite(float(metrics["loss"])) and int(state.queue_slot) == int(reference.queue_slot)
     for name in ("params", "batch_stats", "key_params", "key_batch_stats", "queue"):
         chex.assert_trees_all_close(getattr(state, name), getattr(reference, name), rtol=1e-3, atol=5e-5)
+
+
+def _losses_of(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return [next(r["loss"] for r in rows if r["step"] == step and "loss" in r) for step in range(1, STEPS + 1)]
+
+
+def test_leaving_out_own_image_keys_changes_only_the_steps_whose_queue_holds_their_images(uninterrupted):
+    """config.queue_excludes_own_image: 2 steps an epoch and a queue of 2 batches, so the first epoch's
+    queries meet no key of their own images (losses as without the option) and the second epoch's
+    meet one each (a smaller loss: fewer negatives)."""
+    workdir, _, _, _ = uninterrupted
+    run = runner.build(tiny_moco_config(queue_excludes_own_image=True))
+    placed, losses_now = run.driver.put_state(run.state), []
+    for step in range(STEPS):
+        placed, metrics = run.step_fn(placed, run.batch_for_step(step))
+        losses_now.append(float(metrics["loss"]))
+    reference = _losses_of(workdir)
+    np.testing.assert_allclose(losses_now[:2], reference[:2], rtol=1e-5)
+    assert losses_now[2] < reference[2] - 1e-3
 
 
 def _two_steps(config):
@@ -182,9 +205,7 @@ def test_bad_queue_and_key_settings_are_one_sentence(overrides, message):
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_eight_devices(uninterrupted, tmp_path):
     workdir, _, reference, _ = uninterrupted
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    reference_losses = [next(r["loss"] for r in rows if r["step"] == step and "loss" in r) for step in range(1, STEPS + 1)]
+    reference_losses = _losses_of(workdir)
     out = str(tmp_path / "state.npz")
     run_two_processes("multihost_moco_worker.py", lambda i, port: [i, port, STEPS, out], tmp_path)
     two_process = np.load(out)

@@ -33,13 +33,18 @@ def moco_study_base(**overrides):
 
 def one_axis_sweep(study: str, arg, key: str, values, cell_name, row_label: str, note) -> sweeps.Sweep:
     """The sweep ``<study>-seed<N>`` of MoCo v2 at the study budget with ``key`` set to each of
-    ``values`` (cells named ``cell_name(value)``); ``note(base, seed)`` describes it."""
-    seed = launch_arguments(arg, f"configs/ablations/{study}.py", values={"seed": int}).get("seed", 0)
-    base = moco_study_base()
+    ``values`` (cells named ``cell_name(value)``); ``note(base, seed)`` describes it. The launch
+    argument ``own_image_out`` leaves the queue's keys of a query's own image out of its negatives
+    (``config.queue_excludes_own_image``), as a sweep ``<study>-own_image_out-seed<N>``."""
+    args = launch_arguments(arg, f"configs/ablations/{study}.py", tokens=("own_image_out",), values={"seed": int})
+    seed, own_image_out = args.get("seed", 0), "own_image_out" in args
+    base = moco_study_base(queue_excludes_own_image=own_image_out)
     cells = tuple(sweeps.Cell(cell_name(value), {key: value, "seed": seed}) for value in values)
     layout = sweeps.TableLayout(rows=key, row_label=row_label, metrics=("linear_probe_accuracy", "knn_accuracy"))
-    return sweeps.Sweep(name=f"{study}-seed{seed}", base=base, cells=cells, layout=layout,
-                        description=note(base, seed))
+    name = f"{study}{'-own_image_out' if own_image_out else ''}-seed{seed}"
+    description = note(base, seed) + (" The queue's keys of a query's own image are left out of its negatives."
+                                      if own_image_out else "")
+    return sweeps.Sweep(name=name, base=base, cells=cells, layout=layout, description=description)
 
 
 def augmentations() -> tuple[dict, dict]:

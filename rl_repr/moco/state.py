@@ -34,18 +34,30 @@ class MoCoState(TrainState):
       queue: ``[B, K/B, d]`` unit-norm keys of the last K/B global batches, split over the
         devices along its first axis (``rl_repr.losses.moco`` describes the layout).
       queue_slot: int32, the slot the next batch's keys overwrite (the oldest).
+      queue_ids: ``[B, K/B]`` int32, the data set index of each queued key's image (-1 for the
+        random initial keys), laid out and split as ``queue``.
     """
 
     key_params: Any
     key_batch_stats: Any
     queue: jax.Array
     queue_slot: jax.Array
+    queue_ids: jax.Array
 
 
-def state_specs(data_axis: str = "data") -> MoCoState:
-    """Which parts of the state are split over the devices: only the queue (``Plan.state_specs``)."""
-    return MoCoState(step=P(), params=P(), batch_stats=P(), opt_state=P(), key_params=P(),
-                     key_batch_stats=P(), queue=P(data_axis), queue_slot=P())
+@flax.struct.dataclass
+class StreamingMoCoState(MoCoState):
+    """A streaming run's MoCo state: ``data_position``, int32 ``[3]`` (epoch, batch in the epoch,
+    fingerprint of the training split) of the next batch (``rl_repr.simclr.streaming_input``)."""
+
+    data_position: jax.Array
+
+
+def state_specs(data_axis: str = "data", streaming: bool = False) -> MoCoState:
+    """Which parts of the state are split over the devices: only the queue and its ids (``Plan.state_specs``)."""
+    specs = dict(step=P(), params=P(), batch_stats=P(), opt_state=P(), key_params=P(), key_batch_stats=P(),
+                 queue=P(data_axis), queue_slot=P(), queue_ids=P(data_axis))
+    return StreamingMoCoState(**specs, data_position=P()) if streaming else MoCoState(**specs)
 
 
 def init_state(config: ml_collections.ConfigDict, optimizer: optax.GradientTransformation, key: jax.Array,
@@ -61,7 +73,8 @@ def init_state(config: ml_collections.ConfigDict, optimizer: optax.GradientTrans
     queue = queue / jnp.linalg.norm(queue, axis=-1, keepdims=True)
     copy = functools.partial(jax.tree.map, jnp.copy)  # separate buffers: the step donates both
     return MoCoState.create(params, batch_stats, optimizer, key_params=copy(params),
-                            key_batch_stats=copy(batch_stats), queue=queue, queue_slot=jnp.zeros((), jnp.int32))
+                            key_batch_stats=copy(batch_stats), queue=queue, queue_slot=jnp.zeros((), jnp.int32),
+                            queue_ids=jnp.full(queue.shape[:2], -1, jnp.int32))
 
 
 def key_momentum(config: ml_collections.ConfigDict, total_steps: int):

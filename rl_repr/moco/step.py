@@ -8,19 +8,23 @@ He et al. 2020, Algorithm 1, per device (``axis_name`` set) or on the global bat
                         synchronised, or per device (``config.key_bn``)
     q = f_q(x_q)        batch norm over the global batch
     loss = InfoNCE(q, k, queue) / tau; the queue is split over the devices and the negatives'
-                        log-sum-exp combined across them (``rl_repr.losses.queue_info_nce``)
+                        log-sum-exp combined across them (``rl_repr.losses.queue_info_nce``);
+                        ``config.queue_excludes_own_image``: queued keys of q's own image are
+                        not among its negatives (the queue keeps each key's image index)
     (``config.symmetric_loss``: also k' = f_k(x_q), q' = f_q(x_k), and
      loss = [InfoNCE(q, k, queue) + InfoNCE(q', k', queue)] / 2, both k and k' enqueued, as the
      MoCo authors' CIFAR-10 demo (which sums the two terms); twice the encoder work of a step)
     f_q <- SGD(grad, summed over devices)
     f_k <- m f_k + (1 - m) f_q
-    enqueue k (each device into its own shard), drop the oldest batch
+    enqueue k and its images' indices (each device into its own shard), drop the oldest batch
 
 Under jit the step sees the global ``[B, K/B, d]`` queue sharded over the devices; sharding
 constraints keep the key groups and the keys on the devices that own them, so no device ever
 holds the whole queue or encodes another device's group.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -41,12 +45,17 @@ ml_collections = require("ml_collections")
 
 def make_per_device_step(config: ml_collections.ConfigDict, optimizer: optax.GradientTransformation,
                          schedule: optax.Schedule, key_momentum, augment_config: augment.AugmentConfig,
-                         base_key: jax.Array, mesh: Mesh, key_bn_groups: int):
+                         base_key: jax.Array, mesh: Mesh, key_bn_groups: int,
+                         data_position: Callable[[jax.Array], jax.Array] | None = None):
     """``per_device_step(state, batch, axis_name) -> (state, {'loss', 'learning_rate', 'key_momentum'})``.
 
-    ``batch['image']`` is ``[n, H, W, C]`` uint8, this device's rows (all rows under jit);
-    ``key_momentum`` is ``step -> m`` (``rl_repr.moco.state.key_momentum``); ``key_bn_groups`` the
-    number of batch-norm groups of the key batch (a multiple of the device count).
+    ``batch['image']`` is ``[n, H, W, C]`` uint8, this device's rows (all rows under jit), or
+    ``batch['views']`` ``[n, 2, H, W, C]``, the two crops of each image cut on the host (a
+    streaming run; ``augment_config`` then has no crop); ``batch['id']`` ``[n]`` int is their
+    images' indices in the data set (unique across processes). ``key_momentum`` is
+    ``step -> m`` (``rl_repr.moco.state.key_momentum``); ``key_bn_groups`` the number of
+    batch-norm groups of the key batch (a multiple of the device count); ``data_position(step)``,
+    if given, is stored in the state's ``data_position`` after each update (a streaming run).
     """
     augment_key, shuffle_key = jax.random.split(base_key)
 
@@ -58,7 +67,7 @@ def make_per_device_step(config: ml_collections.ConfigDict, optimizer: optax.Gra
         def shard(x):  # under jit: keep the array's leading axis split over the devices
             return jax.lax.with_sharding_constraint(x, sharded) if axis_name is None else x
 
-        images = batch["image"]
+        images = batch["views"] if "views" in batch else batch["image"]
         n = images.shape[0]
         first_index = 0 if axis_name is None else jax.lax.axis_index(axis_name) * n
         view_q, view_k = augment.two_views(jax.random.fold_in(augment_key, state.step), images, augment_config,
@@ -95,6 +104,9 @@ def make_per_device_step(config: ml_collections.ConfigDict, optimizer: optax.Gra
             pairs.append((view_k, keys_of_q))
 
         # ---- queries and the loss against the (sharded) queue
+        ids = batch["id"]
+        own_image = dict(query_ids=ids, queue_ids=state.queue_ids) if config.queue_excludes_own_image else {}
+
         def loss_fn(params):
             batch_stats, total = state.batch_stats, 0.0
             for view, positive_keys in pairs:
@@ -102,7 +114,7 @@ def make_per_device_step(config: ml_collections.ConfigDict, optimizer: optax.Gra
                                                        train=True, mutable=["batch_stats"])
                 batch_stats = updates.get("batch_stats", {})
                 total = total + losses.queue_info_nce(z, positive_keys, state.queue, config.temperature,
-                                                      axis_name=axis_name)
+                                                      axis_name=axis_name, **own_image)
             return total / len(pairs), batch_stats
 
         (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -111,11 +123,15 @@ def make_per_device_step(config: ml_collections.ConfigDict, optimizer: optax.Gra
         # ---- the key encoder follows by momentum; this step's keys replace the oldest batch (or,
         # with the symmetric loss, both views' keys the two oldest, as the authors' CIFAR-10 demo)
         momentum = key_momentum(state.step)
-        queue, slot = state.queue, state.queue_slot
+        queue, slot, queue_ids = state.queue, state.queue_slot, state.queue_ids
         for _, positive_keys in pairs:
+            queue_ids = losses.enqueue_ids(queue_ids, slot, ids)
             queue, slot = losses.enqueue_keys(queue, slot, positive_keys)
         new_state = new_state.replace(key_params=momentum_update(state.key_params, new_state.params, momentum),
-                                      key_batch_stats=key_batch_stats, queue=queue, queue_slot=slot)
+                                      key_batch_stats=key_batch_stats, queue=queue, queue_slot=slot,
+                                      queue_ids=queue_ids)
+        if data_position is not None:
+            new_state = new_state.replace(data_position=data_position(new_state.step))
         metrics = {"loss": loss, "learning_rate": schedule(state.step), "key_momentum": jnp.asarray(momentum)}
         return new_state, metrics
 

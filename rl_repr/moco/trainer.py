@@ -2,10 +2,12 @@
 the method's plan for the runner.
 
 Story of a run (the runner, ``rl_repr.core.runner``, does the shared parts): load the images
-(``rl_repr.data.images.sources``) -> steps from epochs -> SGD with a cosine (v2) or step (v1)
-schedule -> f_q, a copy f_k and a queue of random unit keys (``state.py``), the queue split
-over the devices (``Plan.state_specs``) -> the per-device step (``step.py``: shuffled key batch
-norm, InfoNCE against the sharded queue, momentum update, enqueue) -> the shared loop, with
+(``rl_repr.data.images.sources``), or stream them as SimCLR does when they do not fit
+(``rl_repr.simclr.streaming_input``: crops cut on the host, evaluation sharded) -> steps from
+epochs -> SGD with a cosine (v2) or step (v1) schedule -> f_q, a copy f_k and a queue of random
+unit keys (``state.py``), the queue split over the devices (``Plan.state_specs``) -> the
+per-device step (``step.py``: shuffled key batch norm, InfoNCE against the sharded queue, momentum
+update, enqueue the keys and their images' ids) -> the shared loop, with
 SimCLR's kNN monitor every ``eval_every_steps`` -> SimCLR's final evaluation of f_q's
 representation h: linear probe and kNN next to raw pixels and the random-init encoder, and
 optional 1%/10% fine-tuning (``rl_repr.simclr.evaluation``, ``rl_repr.evaluation.encoder_report``).
@@ -14,9 +16,12 @@ optional 1%/10% fine-tuning (``rl_repr.simclr.evaluation``, ``rl_repr.evaluation
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 
 import jax
+import numpy as np
 import optax
 
 from rl_repr.core import optim
@@ -27,7 +32,7 @@ from rl_repr.data.images import augment, sources
 from rl_repr.moco import state as moco_state
 from rl_repr.moco.config import keys_per_step, moco_defaults, moco_rules
 from rl_repr.moco.step import make_per_device_step
-from rl_repr.simclr import evaluation
+from rl_repr.simclr import evaluation, streaming_input
 from rl_repr.simclr.trainer import optimizer_config
 
 ml_collections = require("ml_collections")
@@ -51,9 +56,8 @@ def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int,
     return tx, schedule
 
 
-def check_data_and_mesh(config: ml_collections.ConfigDict, train_set, num_devices: int) -> int:
-    """The checks that need the data and the mesh; returns the key batch-norm group count."""
-    examples = train_set.num_examples * (jax.process_count() if sources.is_process_shard(config) else 1)
+def check_data_and_mesh(config: ml_collections.ConfigDict, examples: int, num_devices: int) -> int:
+    """The checks that need the training set's size and the mesh; returns the key batch-norm group count."""
     if config.batch_size > examples:
         raise ConfigError(f"config.batch_size={config.batch_size} exceeds the {examples} training images; use a "
                           "smaller batch size.")
@@ -70,10 +74,18 @@ def check_data_and_mesh(config: ml_collections.ConfigDict, train_set, num_device
 
 
 def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
-    """Data, schedule, optimizer, initial state and step of a MoCo run on ``mesh``."""
-    train_set, test_set = sources.load_train_test(config)
-    key_bn_groups = check_data_and_mesh(config, train_set, mesh.devices.size)
-    steps_per_epoch = sources.global_steps_per_epoch(config, train_set)
+    """Data, schedule, optimizer, initial state and step of a MoCo run on ``mesh``: images in memory,
+    or streamed as SimCLR's are (``rl_repr.simclr.streaming_input``; ``config.streaming``)."""
+    data = streaming_input.open_streaming_input(config) if streaming_input.streams(config) else None
+    if data is None:
+        train_set, test_set = sources.load_train_test(config)
+        process_shard = sources.is_process_shard(config)
+        examples = train_set.num_examples * (jax.process_count() if process_shard else 1)
+        steps_per_epoch, image_shape = sources.global_steps_per_epoch(config, train_set), train_set.image_shape
+    else:
+        examples, steps_per_epoch = data.train.num_examples, data.steps_per_epoch
+        image_shape = (config.image_size, config.image_size, 3)
+    key_bn_groups = check_data_and_mesh(config, examples, mesh.devices.size)
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
     optimizer, schedule = make_optimizer(config, steps_per_epoch, total_steps)
     # 'rbg' for parameter init (fast to compile on CPU), threefry for augmentation and shuffling
@@ -81,22 +93,30 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
     init_key = jax.random.key(config.seed, impl="rbg")
     base_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 1)
     augment_config = augment.AugmentConfig(**config.augment.to_dict())
-    process_shard = sources.is_process_shard(config)
+    random_state = functools.partial(moco_state.init_state, config, optimizer, init_key, image_shape)
+    make_step = functools.partial(make_per_device_step, config, optimizer, schedule,
+                                  moco_state.key_momentum(config, total_steps), base_key=base_key, mesh=mesh,
+                                  key_bn_groups=key_bn_groups)
+    if data is not None:  # crops cut on the host; the stream's position in every checkpoint
+        return streaming_input.streaming_plan(
+            data, mesh, random_state, total_steps,
+            make_step(dataclasses.replace(augment_config, crop=False), data_position=data.position),
+            state_class=moco_state.StreamingMoCoState, state_specs=moco_state.state_specs(mesh.axis_names[0], True))
 
     def final_evaluation(state, finished: Finished) -> dict:  # SimCLR's protocol on f_q's h
         del finished  # the runner adds the training's wall and CPU seconds
-        random_state = moco_state.init_state(config, optimizer, init_key, train_set.image_shape)  # (the first one
-        results = evaluation.final_evaluation(config, state, random_state, train_set, test_set)  # was donated)
+        results = evaluation.final_evaluation(config, state, random_state(), train_set, test_set)
         return dict(results, epochs=config.epochs, batch_size=config.batch_size, queue_size=config.queue_size)
 
-    def batch_for_step(step: int) -> dict:  # this process's rows of the step's global batch
-        return {"image": train_set.images[sources.process_rows(
-            config.seed, step, train_set.num_examples, config.batch_size, process_shard=process_shard)]}
+    def batch_for_step(step: int) -> dict:  # this process's rows of the step's global batch, and their ids
+        rows = sources.process_rows(config.seed, step, train_set.num_examples, config.batch_size,
+                                    process_shard=process_shard)
+        # an image's index, unique over processes (each holds its own shard with process_shard)
+        ids = rows * jax.process_count() + jax.process_index() if process_shard else rows
+        return {"image": train_set.images[rows], "id": ids.astype(np.int32)}
 
-    step = make_per_device_step(config, optimizer, schedule, moco_state.key_momentum(config, total_steps),
-                                augment_config, base_key, mesh, key_bn_groups)
-    return Plan(state=moco_state.init_state(config, optimizer, init_key, train_set.image_shape), per_device_step=step,
-                batch_for_step=batch_for_step, total_steps=total_steps, final_evaluation=final_evaluation,
+    return Plan(state=random_state(), per_device_step=make_step(augment_config), batch_for_step=batch_for_step,
+                total_steps=total_steps, final_evaluation=final_evaluation,
                 monitor=lambda state, _: {"knn_accuracy": evaluation.knn_monitor(config, state, train_set, test_set)},
                 eval_every=config.eval_every_steps, state_specs=moco_state.state_specs(mesh.axis_names[0]))
 

@@ -6,11 +6,12 @@ A run streams (``rl_repr.data.images.streaming``) when its dataset is a folder
 ``config.stream_above_gb`` per process (ImageNet at 224 px: about 190 GB). Bundled and
 generated sets (digits, made-up characters, synthetic) are always in memory.
 
-Streaming changes three things of the run (``rl_repr.simclr.trainer``):
+Streaming changes three things of the run (:func:`streaming_plan`, SimCLR's and MoCo's):
 
-* the batch: ``{'views': [n, 2, S, S, 3]}``, the two random resized crops cut on the host
-  from the full-resolution image; the step (``rl_repr.simclr.step``) adds colour, grayscale,
-  blur and flip on the device, as for in-memory images;
+* the batch: ``{'views': [n, 2, S, S, 3], 'id': [n]}``, the two random resized crops cut on
+  the host from the full-resolution image, and its index; the step (``rl_repr.simclr.step``,
+  ``rl_repr.moco.step``) adds colour, grayscale, blur and flip on the device, as for in-memory
+  images;
 * the position: the stream is a function of ``(seed, step)``, so a run resumed at step t
   reads what an uninterrupted one reads (:meth:`StreamingInput.batches_from`);
 * the evaluation: the encoder output h of both splits (central crops, each process its
@@ -32,12 +33,14 @@ import numpy as np
 from rl_repr.core.drivers import local_copy
 from rl_repr.core.errors import ConfigError, DataError
 from rl_repr.core.log import logger
+from rl_repr.core.runner import Finished, Plan
 from rl_repr.core.state import TrainState
 from rl_repr.data.images import streaming
 from rl_repr.data.images.folders import folder_root
 from rl_repr.evaluation.feature_bank import FeatureBank, embed_batches, feature_bank
 from rl_repr.evaluation.linear_classifier import linear_classifier_accuracy, train_linear_classifier
 from rl_repr.evaluation.sharded_knn import sharded_knn_accuracy
+from rl_repr.simclr.evaluation import encoder_output
 
 IN_MEMORY_ONLY = ("digits", "synthetic", "characters")
 
@@ -87,10 +90,10 @@ class StreamingInput:
         return jnp.stack([step // per_epoch, step % per_epoch, jnp.asarray(self.fingerprint, step.dtype)]
                          ).astype(jnp.int32)
 
-    def with_position(self, state: TrainState) -> StreamingTrainState:
-        """``state`` with the position of its step."""
+    def with_position(self, state: TrainState, state_class: type = StreamingTrainState) -> TrainState:
+        """``state`` as ``state_class`` (its fields and ``data_position``) at the position of its step."""
         fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
-        return StreamingTrainState(**fields, data_position=self.position(jnp.asarray(state.step)))
+        return state_class(**fields, data_position=self.position(jnp.asarray(state.step)))
 
     def check_restored(self, state: StreamingTrainState, step: int) -> None:
         """Refuses a checkpoint whose stream is not this run's (another split, batch or process count)."""
@@ -108,11 +111,12 @@ class StreamingInput:
             logger.info(f"Resuming the stream at batch {batch} of epoch {epoch} ({self.steps_per_epoch} per epoch).")
 
     def batches_from(self, step: int) -> Iterator[dict[str, np.ndarray]]:
-        """This process's rows of the training batches of steps ``step, step + 1, ...``."""
+        """This process's rows of the training batches of steps ``step, step + 1, ...``: ``views``
+        ``[n, 2, S, S, 3]`` uint8 and ``id`` ``[n]`` int32, each image's index in the split."""
         batches = streaming.train_batches(self.train, self.settings, seed=self.config.seed,
                                           global_batch_size=self.config.batch_size, start_step=step,
                                           process_index=jax.process_index(), process_count=jax.process_count())
-        return ({"views": batch["views"]} for batch in batches)
+        return ({"views": batch["views"], "id": batch["id"].astype(np.int32)} for batch in batches)
 
     def bank(self, source: streaming.StreamSource, apply: Callable[[np.ndarray], np.ndarray], mesh,
              what: str) -> FeatureBank:
@@ -145,6 +149,34 @@ def open_streaming_input(config) -> StreamingInput:
                 f"{evaluation.split!r} ({evaluation.num_examples}) for evaluation, {jax.process_count()} "
                 "process(es) each reading its own part.")
     return StreamingInput(config, train, evaluation, settings, train.fingerprint())
+
+
+def streaming_plan(data: StreamingInput, mesh, random_state: Callable[[], TrainState], total_steps: int,
+                   per_device_step, *, state_class: type = StreamingTrainState, state_specs: Any = None) -> Plan:
+    """The runner's plan of a run whose images stream (SimCLR's, MoCo's): the stream read from the
+    step a run starts at, the checkpoint's position checked on restore, the kNN monitor and the
+    final linear probe and kNN on the encoder output h (``random_state()``'s too with
+    ``config.baselines``). ``per_device_step`` stores ``data.position`` in the state after each
+    update; ``state_class`` is the method's state with a ``data_position`` field."""
+    config = data.config
+
+    def monitor(state, step):
+        del step
+        return {"knn_accuracy": streaming_knn(data, encoder_output(config, state, with_head=False), mesh)}
+
+    def final_evaluation(state, finished: Finished) -> dict:
+        del finished  # the runner adds the training's wall and CPU seconds
+        results = streaming_report(data, encoder_output(config, state, with_head=False), mesh)
+        if config.baselines:  # the random-init encoder (raw pixels at full resolution are left out)
+            results.update(streaming_report(data, encoder_output(config, random_state(), with_head=False), mesh,
+                                            "random_init_"))
+        results.update(epochs=config.epochs, batch_size=config.batch_size, streamed=True)
+        return results
+
+    return Plan(state=data.with_position(random_state(), state_class), per_device_step=per_device_step,
+                batch_for_step=lambda step: next(data.batches_from(step)), batches_from=data.batches_from,
+                on_restored=data.check_restored, total_steps=total_steps, final_evaluation=final_evaluation,
+                monitor=monitor, eval_every=config.eval_every_steps, state_specs=state_specs)
 
 
 def streaming_knn(data: StreamingInput, apply, mesh) -> float:

@@ -73,7 +73,7 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
     augment_config = augment.AugmentConfig(**config.augment.to_dict())
     random_state = functools.partial(init_state, config, optimizer, init_key, image_shape)
     if data is not None:
-        return _streaming_plan(config, mesh, data, random_state, total_steps, make_per_device_step(
+        return streaming_input.streaming_plan(data, mesh, random_state, total_steps, make_per_device_step(
             config, optimizer, schedule, dataclasses.replace(augment_config, crop=False), base_key,
             data_position=data.position))
     process_shard = sources.is_process_shard(config)
@@ -98,33 +98,6 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
                 per_device_step=make_per_device_step(config, optimizer, schedule, augment_config, base_key),
                 batch_for_step=batch_for_step, total_steps=total_steps, final_evaluation=final_evaluation,
                 monitor=monitor, eval_every=config.eval_every_steps)
-
-
-def _streaming_plan(config, mesh, data: streaming_input.StreamingInput, random_state, total_steps: int,
-                    per_device_step) -> Plan:
-    """The plan of a run whose images stream from disk (``rl_repr.simclr.streaming_input``)."""
-
-    def monitor(state, step):
-        del step
-        return {"knn_accuracy": streaming_input.streaming_knn(data, _h(config, state), mesh)}
-
-    def final_evaluation(state, finished: Finished) -> dict:
-        del finished
-        results = streaming_input.streaming_report(data, _h(config, state), mesh)
-        if config.baselines:  # the random-init encoder (raw pixels at full resolution are left out)
-            results.update(streaming_input.streaming_report(data, _h(config, random_state()), mesh, "random_init_"))
-        results.update(epochs=config.epochs, batch_size=config.batch_size, streamed=True)
-        return results
-
-    return Plan(state=data.with_position(random_state()), per_device_step=per_device_step,
-                batch_for_step=lambda step: next(data.batches_from(step)), batches_from=data.batches_from,
-                on_restored=data.check_restored, total_steps=total_steps, final_evaluation=final_evaluation,
-                monitor=monitor, eval_every=config.eval_every_steps)
-
-
-def _h(config, state):
-    """The eval-mode encoder output h of a batch of images."""
-    return evaluation.encoder_output(config, state, with_head=False)
 
 
 METHOD = Method(name="simclr", defaults=simclr_defaults, rules=simclr_rules,
