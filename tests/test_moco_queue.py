@@ -145,6 +145,9 @@ def test_own_image_keys_leave_the_negatives_on_one_device_and_sharded(mesh, batc
         np.testing.assert_allclose(grad, expected_grad, atol=1e-6, rtol=1e-5, err_msg=name)
     with pytest.raises(ValueError, match="pass both query_ids and queue_ids"):
         queue_info_nce(query, key, queue, TAU, query_ids=query_ids)
+    unknown = np.full(BATCH, -1, np.int32)  # an unknown image (-1) matches no key, the empty slots' -1 included
+    np.testing.assert_allclose(queue_info_nce(query, key, queue, TAU, query_ids=unknown, queue_ids=np.full_like(
+        queue_ids, -1)), queue_info_nce(query, key, queue, TAU), rtol=1e-6)
 
 
 def test_jit_with_the_queue_sharded_never_gathers_the_queue(mesh, batch):

@@ -81,7 +81,8 @@ def queue_info_nce(query: Array, positive_key: Array, queue: Array, temperature:
       temperature: tau > 0 (MoCo v1 0.07, v2 0.2).
       normalize: L2-normalise query, keys and queue first (MoCo's keys and queue are unit vectors).
       axis_name: the mapped batch axis inside ``jax.shard_map``/``jax.pmap``, or None.
-      query_ids: [n] int, the data set index of each query's image (this device's rows).
+      query_ids: [n] int, the data set index of each query's image (this device's rows); an
+        index < 0 (unknown) matches no key.
       queue_ids: [n_rows, S] int, the data set index of each queued key's image, laid out as
         ``queue`` (:func:`enqueue_ids`; -1 for none). Both or neither.
 
@@ -107,7 +108,7 @@ def queue_info_nce(query: Array, positive_key: Array, queue: Array, temperature:
     count = query.shape[0]
 
     def negatives_of(queries, ids):  # -> [rows] log-sum-exp over this queue (shard), own image left out
-        kept = None if ids is None else ids[:, None] != queue_ids.reshape(1, -1)
+        kept = None if ids is None else (ids[:, None] != queue_ids.reshape(1, -1)) | (ids[:, None] < 0)
         return jax.nn.logsumexp(queries @ negatives.T / temperature, axis=1, where=kept)
 
     if axis_name is None:

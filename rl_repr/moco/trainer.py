@@ -85,6 +85,10 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
     else:
         examples, steps_per_epoch = data.train.num_examples, data.steps_per_epoch
         image_shape = (config.image_size, config.image_size, 3)
+        if config.queue_excludes_own_image and data.train.folder is None:
+            raise ConfigError(f"config.queue_excludes_own_image needs each training image's index, which the stream "
+                              f"of the tfds set {config.dataset!r} does not carry; set it to False, or stream a "
+                              "folder (folder:DIR), or load the set in memory (config.streaming='off').")
     key_bn_groups = check_data_and_mesh(config, examples, mesh.devices.size)
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
     optimizer, schedule = make_optimizer(config, steps_per_epoch, total_steps)
