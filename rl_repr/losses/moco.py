@@ -96,14 +96,14 @@ def queue_info_nce(query: Array, positive_key: Array, queue: Array, temperature:
                          "pass one key per query.")
     _check_queue(queue, query.shape[1])
     _check_temperature(temperature)
+    if (query_ids is None) != (queue_ids is None):
+        raise ValueError("pass both query_ids and queue_ids (to leave a query's own image out of its negatives) "
+                         "or neither.")
     dtype = _compute_dtype(query, positive_key, queue)
     negatives = queue.reshape(-1, queue.shape[-1]).astype(dtype)
     query, positive_key = query.astype(dtype), positive_key.astype(dtype)
     if normalize:
         query, positive_key, negatives = map(_l2_normalize, (query, positive_key, negatives))
-    if (query_ids is None) != (queue_ids is None):
-        raise ValueError("pass both query_ids and queue_ids (to leave a query's own image out of its negatives) "
-                         "or neither.")
     positive_logit = jnp.sum(query * positive_key, axis=-1) / temperature  # [n]
     count = query.shape[0]
 
@@ -154,8 +154,13 @@ def enqueue_keys(queue: Array, slot: Array, keys: Array, *, normalize: bool = Tr
     if normalize:
         keys = _l2_normalize(keys.astype(_compute_dtype(keys)))
     slot = jnp.asarray(slot, jnp.int32)
-    queue = jax.lax.dynamic_update_slice_in_dim(queue, keys.astype(queue.dtype)[:, None], slot, axis=1)
-    return queue, (slot + 1) % queue.shape[1]
+    return _write_slot(queue, slot, keys), (slot + 1) % queue.shape[1]
+
+
+def _write_slot(buffer: Array, slot: Array, rows: Array) -> Array:
+    """``buffer[:, slot] = rows`` for a ``[n, S, ...]`` buffer and ``[n, ...]`` rows."""
+    return jax.lax.dynamic_update_slice_in_dim(buffer, rows.astype(buffer.dtype)[:, None],
+                                               jnp.asarray(slot, jnp.int32), axis=1)
 
 
 def enqueue_ids(queue_ids: Array, slot: Array, ids: Array) -> Array:
@@ -163,8 +168,7 @@ def enqueue_ids(queue_ids: Array, slot: Array, ids: Array) -> Array:
     into the same slot (``[n, S]``, a device's shard or the whole; ``ids`` ``[n]``)."""
     if ids.shape != queue_ids.shape[:1]:
         raise ValueError(f"ids must be [{queue_ids.shape[0]}] (one per row of the queue shard), got {ids.shape}.")
-    return jax.lax.dynamic_update_slice_in_dim(queue_ids, ids.astype(queue_ids.dtype)[:, None],
-                                               jnp.asarray(slot, jnp.int32), axis=1)
+    return _write_slot(queue_ids, slot, ids)
 
 
 def flat_queue(queue: Array) -> Array:

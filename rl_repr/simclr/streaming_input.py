@@ -160,16 +160,18 @@ def streaming_plan(data: StreamingInput, mesh, random_state: Callable[[], TrainS
     update; ``state_class`` is the method's state with a ``data_position`` field."""
     config = data.config
 
+    def h(state):  # the eval-mode encoder output of a batch of images
+        return encoder_output(config, state, with_head=False)
+
     def monitor(state, step):
         del step
-        return {"knn_accuracy": streaming_knn(data, encoder_output(config, state, with_head=False), mesh)}
+        return {"knn_accuracy": streaming_knn(data, h(state), mesh)}
 
     def final_evaluation(state, finished: Finished) -> dict:
         del finished  # the runner adds the training's wall and CPU seconds
-        results = streaming_report(data, encoder_output(config, state, with_head=False), mesh)
+        results = streaming_report(data, h(state), mesh)
         if config.baselines:  # the random-init encoder (raw pixels at full resolution are left out)
-            results.update(streaming_report(data, encoder_output(config, random_state(), with_head=False), mesh,
-                                            "random_init_"))
+            results.update(streaming_report(data, h(random_state()), mesh, "random_init_"))
         results.update(epochs=config.epochs, batch_size=config.batch_size, streamed=True)
         return results
 
