@@ -1,12 +1,14 @@
 """Entry point for sweeps: every cell of a sweep file trained as an ordinary run, resumably.
 
     python -m rl_repr.sweep --sweep=configs/ablations/batch_size.py:digits --dir=workdirs/sweeps/bs \
-        [--publish=experiments/results/batch_size-digits] [--devices=N] [--retry_failed] [--list]
+        [--publish=experiments/results/batch_size-digits] [--devices=N] [--retry_failed] [--list] \
+        [--cells=NAME,NAME]
 
 A sweep file defines ``get_sweep(arg) -> rl_repr.sweeps.Sweep``. Each cell trains in
 ``<dir>/<cell name>`` through ``rl_repr.core.runner.run`` of its ``config.method``, exactly as
 ``python -m rl_repr.main --config=... --workdir=<dir>/<cell>`` would; finished cells are skipped,
-interrupted ones resume (``rl_repr.sweeps.runner``).
+interrupted ones resume (``rl_repr.sweeps.runner``). ``--cells`` runs (and summarises) only the
+named cells, e.g. a new round added to a sweep whose other cells ran elsewhere.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=0, help="simulated CPU devices (0 = JAX's default)")
     parser.add_argument("--retry_failed", action="store_true", help="rerun diverged or failed cells")
     parser.add_argument("--list", action="store_true", help="print the cells and exit")
+    parser.add_argument("--cells", default="", help="comma-separated cell names: run only these")
     parser.add_argument("--verbose", action="store_true", help="also show other libraries' INFO lines")
     args = parser.parse_args(argv)
 
@@ -37,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     request_cpu_devices(args.devices)  # before anything starts JAX's backend
     try:
         sweep = sweeps.load_sweep_file(args.sweep)
+        if args.cells:
+            sweep = sweeps.only_cells(sweep, args.cells.split(","))
         if args.list:
             for cell in sweep.cells:
                 print(f"{cell.name}: {json.dumps(dict(cell.overrides), default=str)}")

@@ -18,6 +18,7 @@ from rl_repr.core import checkpoint, runner
 from rl_repr.core.config import ConfigError
 from rl_repr.core.recipes import load_config_file
 from rl_repr.data.images import augment, sources
+from rl_repr.moco import trainer
 from rl_repr.simclr.model import build_model
 from two_processes import run_two_processes
 from compilation import exclusive, session_directory
@@ -34,12 +35,17 @@ def _checkpointed_state(workdir, config):
     return jax.device_get(state), step
 
 
+def _reference_config():
+    # the kNN monitor runs between steps too; f_k is scored next to f_q at the end
+    return tiny_moco_config(eval_every_steps=2, evaluate_key_encoder=True)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The reference run, trained once per session: an xdist worker that needs it while another
     trains it waits for it and reads it."""
     workdir = session_directory(tmp_path_factory) / "moco_uninterrupted"
-    config = tiny_moco_config(eval_every_steps=2)  # the kNN monitor runs between steps too
+    config = _reference_config()
     with exclusive(str(workdir) + ".lock"):
         if not (workdir / "results.json").exists():
             runner.run("moco", config, str(workdir))
@@ -62,9 +68,23 @@ def test_run_writes_results_and_checkpoints_the_key_encoder_and_queue(uninterrup
     assert max(moved) > 0  # f_k trails f_q
 
 
+def test_key_encoder_is_scored_by_the_query_encoders_protocol(uninterrupted):
+    """``evaluate_key_encoder``: f_k's h goes through f_q's linear probe and kNN; an f_k set to f_q
+    scores exactly what f_q scored."""
+    _, results, state, _ = uninterrupted
+    config = _reference_config()
+    train_set, test_set = sources.load_train_test(config)
+    as_query = trainer.key_encoder_report(config, state.replace(key_params=state.params,
+                                                                key_batch_stats=state.batch_stats),
+                                          train_set, test_set)
+    assert as_query == pytest.approx({"key_encoder_linear_probe_accuracy": results["linear_probe_accuracy"],
+                                      "key_encoder_knn_accuracy": results["knn_accuracy"]})
+    assert 0.0 <= results["key_encoder_linear_probe_accuracy"] <= 1.0 and 0.0 <= results["key_encoder_knn_accuracy"] <= 1.0
+
+
 def test_stopped_run_resumes_to_the_uninterrupted_state_exactly(uninterrupted, tmp_path):
     _, reference_results, reference, _ = uninterrupted
-    config = tiny_moco_config(eval_every_steps=2)
+    config = _reference_config()
     assert runner.run("moco", config, str(tmp_path), stop_after_step=2) == {"stopped_at_step": 2}
     results = runner.run("moco", config, str(tmp_path))
     state, step = _checkpointed_state(str(tmp_path), config)

@@ -70,3 +70,11 @@ def test_own_image_keys_need_image_ids_which_a_tfds_stream_lacks(folder, tmp_pat
     with pytest.raises(ConfigError, match="config.queue_excludes_own_image needs each training image's index, which "
                                           f"the stream of the tfds set '{TFDS_NAME}' does not carry; set it to False"):
         runner.build(config)
+
+
+def test_a_streamed_run_refuses_to_score_the_key_encoder(folder):
+    config = _config(folder)
+    config.evaluate_key_encoder = True
+    with pytest.raises(ConfigError, match="config.evaluate_key_encoder is for data loaded in memory; a streamed "
+                                          "run evaluates f_q only"):
+        runner.build(config)

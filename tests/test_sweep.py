@@ -84,6 +84,15 @@ def test_bad_override_fails_before_any_cell_trains(tmp_path):
     assert trainer.calls == []
 
 
+def test_only_cells_keeps_the_named_cells_in_the_sweeps_order_and_names_an_unknown_one(tmp_path):
+    grid = _grid_sweep()
+    names = [grid.cells[3].name, grid.cells[0].name]
+    assert [c.name for c in sweep.only_cells(grid, names).cells] == names[::-1]
+    with pytest.raises(cfg.ConfigError, match=f"sweep '{grid.name}' has no cell 'nope'; its cells are "
+                                              f"{grid.cells[0].name}, "):
+        sweep.only_cells(grid, ["nope"])
+
+
 def test_digits_grid_is_the_promised_size_and_fits_forty_minutes():
     grid = sweep.load_sweep_file(os.path.join(REPO, "configs/ablations/batch_size.py:digits"))
     assert len(grid.cells) == 6 * 3 * 2

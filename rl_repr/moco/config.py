@@ -52,6 +52,9 @@ def moco_defaults() -> ml_collections.ConfigDict:
     # papers do not: on ImageNet the queue holds one for ~0.1% of queries, on a small data set for
     # many (digits: 29% at K = 1,024, batch 128), pushing those images away from themselves
     c.queue_excludes_own_image = False
+    # also report the key encoder f_k's h (linear probe and kNN, prefixed 'key_encoder_'): f_k is
+    # an exponential moving average of f_q, the representation mean-teacher methods evaluate
+    c.evaluate_key_encoder = False
     # ---- optimisation
     c.batch_size = 256
     c.epochs = 200.0
@@ -87,6 +90,7 @@ def moco_rules() -> list[cfg.Rule]:
         cfg.one_of("key_bn", KEY_BATCH_NORMS),
         cfg.Rule("symmetric_loss", lambda v, _: isinstance(v, bool), "True or False"),
         cfg.Rule("queue_excludes_own_image", lambda v, _: isinstance(v, bool), "True or False"),
+        cfg.Rule("evaluate_key_encoder", lambda v, _: isinstance(v, bool), "True or False"),
         cfg.divides("key_bn_groups", "batch_size", "one group per device"),
         cfg.one_of("lr_schedule", LR_SCHEDULES),
         cfg.Rule("lr_schedule", lambda s, c: s == "cosine" or c.optimizer == "sgd",

@@ -10,7 +10,8 @@ per-device step (``step.py``: shuffled key batch norm, InfoNCE against the shard
 update, enqueue the keys and their images' ids) -> the shared loop, with
 SimCLR's kNN monitor every ``eval_every_steps`` -> SimCLR's final evaluation of f_q's
 representation h: linear probe and kNN next to raw pixels and the random-init encoder, and
-optional 1%/10% fine-tuning (``rl_repr.simclr.evaluation``, ``rl_repr.evaluation.encoder_report``).
+optional 1%/10% fine-tuning (``rl_repr.simclr.evaluation``, ``rl_repr.evaluation.encoder_report``),
+and f_k's linear probe and kNN with ``evaluate_key_encoder`` (:func:`key_encoder_report`).
 
     python -m rl_repr.main --config=configs/moco_digits.py --workdir=/tmp/moco_digits
 """
@@ -29,6 +30,7 @@ from rl_repr.core.config import ConfigError
 from rl_repr.core.extras import require
 from rl_repr.core.runner import Finished, Method, Plan
 from rl_repr.data.images import augment, sources
+from rl_repr.evaluation import frozen
 from rl_repr.moco import state as moco_state
 from rl_repr.moco.config import keys_per_step, moco_defaults, moco_rules
 from rl_repr.moco.step import make_per_device_step
@@ -89,6 +91,9 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
             raise ConfigError(f"config.queue_excludes_own_image needs each training image's index, which the stream "
                               f"of the tfds set {config.dataset!r} does not carry; set it to False, or stream a "
                               "folder (folder:DIR), or load the set in memory (config.streaming='off').")
+        if config.evaluate_key_encoder:
+            raise ConfigError("config.evaluate_key_encoder is for data loaded in memory; a streamed run evaluates "
+                              "f_q only: set it to False, or config.streaming='off'.")
     key_bn_groups = check_data_and_mesh(config, examples, mesh.devices.size)
     total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
     optimizer, schedule = make_optimizer(config, steps_per_epoch, total_steps)
@@ -110,6 +115,8 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
     def final_evaluation(state, finished: Finished) -> dict:  # SimCLR's protocol on f_q's h
         del finished  # the runner adds the training's wall and CPU seconds
         results = evaluation.final_evaluation(config, state, random_state(), train_set, test_set)
+        if config.evaluate_key_encoder:
+            results.update(key_encoder_report(config, state, train_set, test_set))
         return dict(results, epochs=config.epochs, batch_size=config.batch_size, queue_size=config.queue_size)
 
     def batch_for_step(step: int) -> dict:  # this process's rows of the step's global batch, and their ids
@@ -123,6 +130,15 @@ def plan(config: ml_collections.ConfigDict, mesh) -> Plan:
                 total_steps=total_steps, final_evaluation=final_evaluation,
                 monitor=lambda state, _: {"knn_accuracy": evaluation.knn_monitor(config, state, train_set, test_set)},
                 eval_every=config.eval_every_steps, state_specs=moco_state.state_specs(mesh.axis_names[0]))
+
+
+def key_encoder_report(config: ml_collections.ConfigDict, state: moco_state.MoCoState, train_set, test_set) -> dict:
+    """``key_encoder_linear_probe_accuracy`` and ``key_encoder_knn_accuracy``: the frozen protocol on
+    the key encoder f_k's h (its parameters and running batch-norm statistics, eval mode)."""
+    key_state = state.replace(params=state.key_params, batch_stats=state.key_batch_stats)
+    train_f, test_f = evaluation.features(config, key_state, (train_set, test_set))
+    return frozen.linear_and_knn("key_encoder_", train_f["h"], train_set.labels, test_f["h"], test_set.labels,
+                                 k=config.knn_k)
 
 
 METHOD = Method(name="moco", defaults=moco_defaults, rules=moco_rules,

@@ -7,10 +7,10 @@ Define a sweep with :class:`Sweep`, :func:`axis`, :func:`product` and :func:`cel
 :class:`TableLayout` (``report``).
 """
 from rl_repr.sweeps.definition import (Cell, Sweep, ablation_base, axis, cell_config, cell_name, cells,
-                                       load_sweep_file, product)
+                                       load_sweep_file, only_cells, product)
 from rl_repr.sweeps.report import TableLayout, bar_chart, markdown_table
 from rl_repr.sweeps.runner import SUMMARY_FILES, cell_status, collect, publish, run_sweep
 
 __all__ = ["Cell", "Sweep", "TableLayout", "SUMMARY_FILES", "ablation_base", "axis", "bar_chart", "cell_config",
-           "cell_name", "cell_status", "cells", "collect", "load_sweep_file", "markdown_table", "product",
+           "cell_name", "cell_status", "cells", "collect", "load_sweep_file", "markdown_table", "only_cells", "product",
            "publish", "run_sweep"]

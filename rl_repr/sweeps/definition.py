@@ -104,6 +104,16 @@ def cells(overrides: Sequence[Overrides], name_keys: Sequence[str] | None = None
     return tuple(Cell(cell_name(o, name_keys), dict(o)) for o in overrides)
 
 
+def only_cells(sweep: Sweep, names: Sequence[str]) -> Sweep:
+    """``sweep`` with only the cells named in ``names`` (in the sweep's order); a name the sweep
+    lacks raises ``ConfigError`` listing the ones it has."""
+    unknown = [name for name in names if name not in {cell.name for cell in sweep.cells}]
+    if unknown:
+        raise ConfigError(f"sweep {sweep.name!r} has no cell {', '.join(map(repr, unknown))}; its cells are "
+                          f"{', '.join(cell.name for cell in sweep.cells)} (--list prints them).")
+    return dataclasses.replace(sweep, cells=tuple(cell for cell in sweep.cells if cell.name in names))
+
+
 def cell_config(base: Any, overrides: Overrides) -> Any:
     """A copy of ``base`` with the dotted ``overrides`` set (``ConfigDict.update_from_flattened_dict``);
     a key the base lacks (or a value of the wrong type) raises ``ConfigError`` naming it."""

@@ -26,7 +26,8 @@ from rl_repr.core.extras import require
 from rl_repr.core.files import atomic_open, write_json
 
 METRICS = ("linear_probe_accuracy", "knn_accuracy")
-LABELS = {"linear_probe_accuracy": "linear probe", "knn_accuracy": "kNN"}
+LABELS = {"linear_probe_accuracy": "linear probe", "knn_accuracy": "kNN",
+          "key_encoder_linear_probe_accuracy": "f_k linear probe", "key_encoder_knn_accuracy": "f_k kNN"}
 
 
 def gather(sweep_dirs: Sequence[str], cells: Sequence[str] = (),
@@ -47,6 +48,10 @@ def gather(sweep_dirs: Sequence[str], cells: Sequence[str] = (),
         summary[name] = {"seeds": [r["seed"] for r in results],
                          "train_seconds": float(np.mean([r.get("train_seconds", np.nan) for r in results]))}
         for metric in metrics:
+            lacking = [r for r in results if metric not in r]
+            if lacking:
+                raise ValueError(f"cell {name!r} (seed {lacking[0]['seed']}) has no {metric!r} in its results; "
+                                 f"choose --metrics among {', '.join(sorted(k for k in lacking[0] if 'accuracy' in k))}.")
             values = [float(r[metric]) for r in results]
             summary[name][metric] = {"values": values, "mean": float(np.mean(values)), "std": float(np.std(values)),
                                      "min": min(values), "max": max(values)}
@@ -97,17 +102,17 @@ def bar_chart(summary: dict, path: str, title: str, metrics: Sequence[str] = MET
 
 
 def summarize(sweep_dirs: Sequence[str], out_dir: str, *, title: str, note: str = "",
-              cells: Sequence[str] = ()) -> dict:
+              cells: Sequence[str] = (), metrics: Sequence[str] = METRICS) -> dict:
     """Writes ``results.json``, ``table.md`` and ``plot.png`` for the sweeps into ``out_dir``."""
-    summary = gather(sweep_dirs, cells)
+    summary = gather(sweep_dirs, cells, metrics)
     if not summary:
         raise ValueError(f"no finished cells in {list(sweep_dirs)}; run the sweeps first (python -m rl_repr.sweep).")
     os.makedirs(out_dir, exist_ok=True)
     write_json(os.path.join(out_dir, "results.json"), {"title": title, "note": note, "sweeps": list(sweep_dirs),
                                                         "cells": summary})
     with atomic_open(os.path.join(out_dir, "table.md")) as f:
-        f.write(markdown(summary, title, note))
-    bar_chart(summary, os.path.join(out_dir, "plot.png"), title)
+        f.write(markdown(summary, title, note, metrics))
+    bar_chart(summary, os.path.join(out_dir, "plot.png"), title, metrics)
     return summary
 
 
@@ -118,9 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--title", required=True)
     parser.add_argument("--note", default="", help="a paragraph under the table (budget, machine)")
     parser.add_argument("--cells", nargs="*", default=(), help="cell names to keep, in this order (default all)")
+    parser.add_argument("--metrics", nargs="+", default=METRICS, help="result keys to summarise, in this order")
     args = parser.parse_args(argv)
-    summary = summarize(args.sweeps, args.out, title=args.title, note=args.note, cells=args.cells)
-    print(markdown(summary, args.title, args.note))
+    try:
+        summary = summarize(args.sweeps, args.out, title=args.title, note=args.note, cells=args.cells,
+                            metrics=args.metrics)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(markdown(summary, args.title, args.note, args.metrics))
     return 0
 
 
