@@ -17,7 +17,10 @@ those, v2 at batch 128, one setting at a time: learning rate, weight decay, temp
 m = 0.995, K = 1,280 and SimCLR's optimizer (LARS). A third round (``v2-b128-own*``, on seeds 0
 and 1) leaves the queue's keys of a query's own image out of its negatives
 (``queue_excludes_own_image``; 29% of queries meet one at K = 1,024, batch 128), alone, with
-K = 1,280 and with temperature 0.3 and 0.5. ``seed=1`` re-runs the cells that came out best
+K = 1,280 and with temperature 0.3 and 0.5. A fourth round (``v2-b128-fk*``, seeds 0 and 1) also
+scores the key encoder f_k (``evaluate_key_encoder``), and tries the key batch normalised over the
+whole batch like the queries (``key_bn='global'``), a head with batch norm, temperature 0.3 and
+the symmetric loss at batch 128 (equal epochs). ``seed=1`` re-runs the cells that came out best
 on seed 0; single-seed differences of a point are noise here (the committed table shows cells at
 98.1 on seed 0 falling to 96 on seed 1).
 Compare with SimCLR at 75 epochs on the same machine (``configs/simclr_digits.py`` with
@@ -34,7 +37,9 @@ moco_table1 = import_recipe_file(_TABLE1, None, "sweep", "augmentations", _TABLE
 
 LAYOUT = sweeps.TableLayout(rows="seed", row_label="seed", metrics=("linear_probe_accuracy", "knn_accuracy"))
 SECOND_SEED = ("v1", "v1-m0.999", "v1-mcos0.99", "v2-b128", "v2-b128-t0.1", "v2-b128-m0.995", "v2-b128-t0.1-m0.995",
-               "v2-b128-own", "v2-b128-own-K1280", "v2-b128-own-t0.3", "v2-b128-own-t0.5")
+               "v2-b128-own", "v2-b128-own-K1280", "v2-b128-own-t0.3", "v2-b128-own-t0.5",
+               "v2-b128-fk", "v2-b128-fk-keyglobal", "v2-b128-fk-bnhead", "v2-b128-fk-t0.3",
+               "v2-b128-fk-sym")
 
 
 def cells_by_name() -> dict[str, dict]:
@@ -67,6 +72,12 @@ def cells_by_name() -> dict[str, dict]:
         **{f"v2-b128-own{name}": {"batch_size": 128, "queue_excludes_own_image": True, **change}
            for name, change in {"": {}, "-K1280": {"queue_size": 1280}, "-t0.3": {"temperature": 0.3},
                                 "-t0.5": {"temperature": 0.5}}.items()},
+        # fourth round: every cell also scores the key encoder f_k (an average of f_q over ~100 steps)
+        # next to f_q; the key batch normalised over the whole batch as the queries are (not in
+        # 8 groups of 16), a head with batch norm (SimCLR's, MoCo v3's), temperature 0.3
+        **{f"v2-b128-fk{name}": {"batch_size": 128, "evaluate_key_encoder": True, **change}
+           for name, change in {"": {}, "-keyglobal": {"key_bn": "global"}, "-bnhead": {"head.norm": "batch"},
+                                "-t0.3": {"temperature": 0.3}, "-sym": {"symmetric_loss": True}}.items()},
     }
 
 
