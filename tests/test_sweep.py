@@ -113,7 +113,7 @@ _SWEEP_ARGS = {"batch_size": ("digits", "digits_quick", "imagenet", "cifar10"),
                "projection_head": ("digits", "digits_quick", "imagenet", "cifar10"),
                "temperature": ("digits", "digits_quick", "imagenet", "cifar10"),
                **{f"moco_{study}": ("seed=0",) for study in ("table1", "table2", "queue", "momentum", "recipe_search")},
-               "moco_recipe_screen": ("seed=0", "seed=1")}
+               "moco_recipe_screen": ("seed=0", "seed=1", "seed=0,epochs=225")}
 
 
 def test_every_committed_sweep_has_valid_cells():
