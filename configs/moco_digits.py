@@ -6,7 +6,7 @@
 
 The SimCLR digits demo's encoder (quarter-width ResNet-18, small-image stem, 64-d output) and
 its budget in time: batch 128 for 225 epochs (2,475 steps) on one device trains in 0.95x the
-demo's wall time on its 8 simulated devices, on the same CPU seconds (148 s / 269 against 156 s /
+demo's wall time on its 8 simulated devices, on the same CPU seconds (149 s / 270 against 156 s /
 267 on a 2-core Xeon; each alone, one after the other, ``experiments/results/moco_digits/``).
 Linear probe over five seeds 98.3 +- 0.5, the demo's 99.0 +- 0.2 (README, MoCo section). One device, because MoCo's
 step is 2.1x slower on 8 simulated devices than on one (SimCLR's 1.2x;
