@@ -56,7 +56,7 @@ FULL_LENGTH = ("v2-b128", "v2-b128-wd5e-4", "v2-b128-lr0.24-wd5e-4", "v2-b128-t0
 
 
 def cells_by_name() -> dict[str, dict]:
-    """Every cell's overrides of the base (the digits recipe, v2, at 75 epochs)."""
+    """Every 75-epoch cell's overrides of the base (the digits recipe, v2, as it was then)."""
     v1_aug, _ = moco_table1.augmentations()
     v1 = {"head.num_layers": 1, "temperature": 0.07, "lr_schedule": "steps", **v1_aug}
     half = {"epochs": 37.5, "warmup_epochs": 2.5, "lr_decay_epochs": (22.5, 30.0)}
@@ -80,8 +80,6 @@ def cells_by_name() -> dict[str, dict]:
         "v1-b128": {**v1, "batch_size": 128}, "v1-b64": {**v1, "batch_size": 64}, "v2-b128": {"batch_size": 128},
         # second round, around the best (v2 at batch 128): its optimizer, temperature, momentum, queue
         **{f"v2-b128-{name}": {"batch_size": 128, **change} for name, change in _around_v2_b128().items()},
-        # fifth and sixth rounds, at the recipe's full length only (FULL_LENGTH)
-        **{f"v2-b128-{name}": {"batch_size": 128, **change} for name, change in _full_length_only().items()},
         # third round: the queue's keys of a query's own image left out of its negatives, alone and
         # with the longest queue and SimCLR's higher temperatures
         **{f"v2-b128-own{name}": {"batch_size": 128, "queue_excludes_own_image": True, **change}
@@ -108,14 +106,18 @@ def _around_v2_b128() -> dict[str, dict]:
     }
 
 
-def _full_length_only() -> dict[str, dict]:
-    """Changes of v2 at batch 128 run only at 225 epochs: a shorter queue, BYOL's momentum rising to
-    1, and (sixth round) around m = 0.995, the fifth round's best."""
-    return {
+def full_length_cells() -> dict[str, dict]:
+    """The cells of ``FULL_LENGTH`` (run at 225 epochs): 75-epoch cells again, and changes of v2 at
+    batch 128 run only at full length (a shorter queue, BYOL's momentum rising to 1, and around
+    m = 0.995, the fifth round's best)."""
+    only_here = {
         "K256": {"queue_size": 256}, "mcos": {"key_momentum_schedule": "cosine"},
         "m0.998": {"key_momentum": 0.998}, "m0.995-wd5e-4": {"key_momentum": 0.995, "weight_decay": 5e-4},
         "m0.995-lr0.24-wd5e-4": {"key_momentum": 0.995, "base_lr": 0.24, "weight_decay": 5e-4},
     }
+    every = {**cells_by_name(),
+             **{f"v2-b128-{name}": {"batch_size": 128, **change} for name, change in only_here.items()}}
+    return {name: every[name] for name in FULL_LENGTH}
 
 
 def get_sweep(arg=None) -> sweeps.Sweep:
@@ -128,10 +130,9 @@ def get_sweep(arg=None) -> sweeps.Sweep:
                                 warmup_epochs=5.0, lr_decay_epochs=(0.6 * epochs, 0.8 * epochs), batch_size=256,
                                 key_momentum=0.99)  # the recipe's then; it is 0.995 since the fifth round
     if epochs == 75.0:
-        at_75 = {name: c for name, c in cells_by_name().items() if name[len("v2-b128-"):] not in _full_length_only()}
-        chosen = {name: c for name, c in at_75.items() if seed == 0 or name in SECOND_SEED}
+        chosen = {name: c for name, c in cells_by_name().items() if seed == 0 or name in SECOND_SEED}
     else:
-        chosen = {name: cells_by_name()[name] for name in FULL_LENGTH}
+        chosen = full_length_cells()
     cells = tuple(sweeps.Cell(name, {**change, "seed": seed}) for name, change in chosen.items())
     note = (f"MoCo on digits, seed {seed}: {epochs:g} epochs, batch 256, K = 1,024, 1/4-width ResNet-18 unless a "
             "cell says otherwise.")

@@ -50,8 +50,9 @@ def gather(sweep_dirs: Sequence[str], cells: Sequence[str] = (),
         for metric in metrics:
             lacking = [r for r in results if metric not in r]
             if lacking:
+                has = ", ".join(sorted(key for key in lacking[0] if "accuracy" in key))
                 raise ValueError(f"cell {name!r} (seed {lacking[0]['seed']}) has no {metric!r} in its results; "
-                                 f"choose --metrics among {', '.join(sorted(k for k in lacking[0] if 'accuracy' in k))}.")
+                                 f"choose --metrics among {has}.")
             values = [float(r[metric]) for r in results]
             summary[name][metric] = {"values": values, "mean": float(np.mean(values)), "std": float(np.std(values)),
                                      "min": min(values), "max": max(values)}
