@@ -34,3 +34,9 @@ def test_a_metric_a_cell_lacks_is_one_sentence_naming_the_ones_it_has(tmp_path):
     with pytest.raises(ValueError, match="cell 'a' \\(seed 0\\) has no 'key_encoder_knn_accuracy' in its results; "
                                          "choose --metrics among knn_accuracy, linear_probe_accuracy."):
         seed_summary.gather([seed0], metrics=("key_encoder_knn_accuracy",))
+
+
+def test_a_directory_without_a_sweep_summary_is_one_sentence(tmp_path):
+    with pytest.raises(ValueError, match=f"{tmp_path} holds no sweep summary \\(results.json\\); give the --dir of a "
+                                         "sweep that has run"):
+        seed_summary.gather([str(tmp_path)])

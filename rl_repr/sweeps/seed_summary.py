@@ -36,6 +36,9 @@ def gather(sweep_dirs: Sequence[str], cells: Sequence[str] = (),
     over the finished cells of the sweeps (a cell missing in a sweep simply has fewer seeds)."""
     runs: dict[str, list[dict]] = {}
     for sweep_dir in sweep_dirs:
+        if not os.path.isfile(os.path.join(sweep_dir, "results.json")):
+            raise ValueError(f"{sweep_dir} holds no sweep summary (results.json); give the --dir of a sweep that has "
+                             "run (python -m rl_repr.sweep --sweep=... --dir=DIR).")
         with open(os.path.join(sweep_dir, "results.json")) as f:
             for entry in json.load(f)["cells"]:
                 if entry["status"] == "done" and (not cells or entry["name"] in cells):
